@@ -1,0 +1,4 @@
+//! kiln's builder: Dockerfile -> plan -> execution -> image. For now it holds the
+//! instruction subset that `kiln import --change` applies to an image config.
+
+pub mod change;

@@ -1,0 +1,281 @@
+//! `BlobStore`: `blobs/sha256/<hex>` files that appear only once their bytes match their digest.
+//!
+//! Every write goes to a staging file beside the store, is hashed while it streams, is
+//! fsynced, and is renamed into place only after the digest is known (and, when one was
+//! expected, matched). A crash or a mismatch leaves at most a staging file, never a blob.
+
+use std::{
+    fs::{self, File},
+    io::{self, BufWriter, Read, Write},
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
+
+use tempfile::TempPath;
+
+use crate::{Digest, DigestWriter, Error, Result, error::IoContext};
+
+/// Big enough that a blob moves in few syscalls, small enough that RSS does not care.
+pub const IO_BUFFER: usize = 1 << 20;
+
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    dir: PathBuf,
+    staging: PathBuf,
+}
+
+impl BlobStore {
+    /// `dir` holds `sha256/<hex>`; `staging` must be on the same filesystem.
+    pub fn open(dir: impl Into<PathBuf>, staging: impl Into<PathBuf>) -> Result<BlobStore> {
+        let store = BlobStore {
+            dir: dir.into(),
+            staging: staging.into(),
+        };
+        let algo_dir = store.dir.join(Digest::ALGORITHM);
+        fs::create_dir_all(&algo_dir).ctx(|| format!("creating {}", algo_dir.display()))?;
+        fs::create_dir_all(&store.staging)
+            .ctx(|| format!("creating {}", store.staging.display()))?;
+        Ok(store)
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(digest.algorithm()).join(digest.hex())
+    }
+
+    pub fn staging_dir(&self) -> &Path {
+        &self.staging
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    pub fn size(&self, digest: &Digest) -> Result<u64> {
+        Ok(self.metadata(digest)?.len())
+    }
+
+    fn metadata(&self, digest: &Digest) -> Result<fs::Metadata> {
+        fs::metadata(self.path(digest)).map_err(|e| missing_or_io(digest, e))
+    }
+
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        File::open(self.path(digest)).map_err(|e| missing_or_io(digest, e))
+    }
+
+    /// Read a small blob (manifest, config) whole, checking its digest and a size limit.
+    pub fn read_verified(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open_blob(digest)?
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .ctx(|| format!("reading blob {digest}"))?;
+        if bytes.len() as u64 > limit {
+            return Err(Error::BadImage {
+                what: digest.to_string(),
+                detail: format!("larger than the {limit}-byte limit for a JSON document"),
+            });
+        }
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(Error::DigestMismatch {
+                what: format!("stored blob {}", self.path(digest).display()),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// A writer whose bytes become a blob on `commit`.
+    pub fn writer(&self) -> Result<BlobWriter> {
+        let file = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.staging)
+            .ctx(|| format!("creating a staging file in {}", self.staging.display()))?;
+        let (file, path) = file.into_parts();
+        Ok(BlobWriter {
+            inner: DigestWriter::new(BufWriter::with_capacity(IO_BUFFER, file)),
+            path,
+        })
+    }
+
+    /// Store small bytes (a manifest, a config) and return their digest.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        if self.contains(&digest) {
+            return Ok(digest);
+        }
+        let mut w = self.writer()?;
+        w.write_all(bytes).ctx(|| "writing a blob".to_string())?;
+        w.finish()?.commit(self, Some(&digest))?;
+        Ok(digest)
+    }
+
+    pub fn remove(&self, digest: &Digest) -> Result<()> {
+        match fs::remove_file(self.path(digest)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing blob {digest}"), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every blob in the store (files whose names are not digests are left alone).
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let dir = self.dir.join(Digest::ALGORITHM);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
+            let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
+            if let Some(d) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn missing_or_io(digest: &Digest, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        Error::BadImage {
+            what: digest.to_string(),
+            detail: "blob is missing from the store".into(),
+        }
+    } else {
+        Error::io(format!("opening blob {digest}"), e)
+    }
+}
+
+/// Streams bytes into a staging file, hashing them on the way.
+pub struct BlobWriter {
+    inner: DigestWriter<BufWriter<File>>,
+    path: TempPath,
+}
+
+impl BlobWriter {
+    pub fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    /// Flush and fsync; the bytes are now durable but not yet visible.
+    pub fn finish(self) -> Result<StagedBlob> {
+        let (digest, size, buf) = self.inner.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| Error::io("flushing a staging file", e.into_error()))?;
+        file.sync_all().ctx(|| "syncing a staging file".to_string())?;
+        Ok(StagedBlob {
+            digest,
+            size,
+            path: self.path,
+        })
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A durable staging file with a known digest; dropped without `commit`, it is deleted.
+#[derive(Debug)]
+pub struct StagedBlob {
+    pub digest: Digest,
+    pub size: u64,
+    path: TempPath,
+}
+
+impl StagedBlob {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Check the digest when one was expected, then rename the blob into place.
+    pub fn commit(self, store: &BlobStore, expected: Option<&Digest>) -> Result<Digest> {
+        if let Some(expected) = expected
+            && expected != &self.digest
+        {
+            return Err(Error::DigestMismatch {
+                what: "blob".into(),
+                expected: expected.clone(),
+                actual: self.digest,
+            });
+        }
+        let dest = store.path(&self.digest);
+        // Blobs are immutable content: readable by all, written by none.
+        fs::set_permissions(&self.path, fs::Permissions::from_mode(0o444))
+            .ctx(|| format!("setting permissions on {}", self.path.display()))?;
+        // Renaming over an existing blob is fine: same digest, same bytes.
+        self.path
+            .persist(&dest)
+            .map_err(|e| Error::io(format!("moving blob into {}", dest.display()), e.error))?;
+        if let Some(parent) = dest.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(self.digest)
+    }
+}
+
+/// Make a rename durable: fsync the directory that holds the new name.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("syncing directory {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("blobs"), dir.path().join("staging")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn blob_appears_only_after_commit() {
+        let (_dir, store) = store();
+        let mut w = store.writer().unwrap();
+        w.write_all(b"hello").unwrap();
+        let staged = w.finish().unwrap();
+        assert!(!store.contains(&staged.digest));
+        let digest = staged.commit(&store, Some(&Digest::of(b"hello"))).unwrap();
+        assert!(store.contains(&digest));
+        assert_eq!(store.read_verified(&digest, 100).unwrap(), b"hello");
+        assert_eq!(store.list().unwrap(), vec![digest]);
+    }
+
+    #[test]
+    fn mismatch_leaves_nothing_behind() {
+        let (_dir, store) = store();
+        let mut w = store.writer().unwrap();
+        w.write_all(b"hello").unwrap();
+        let err = w
+            .finish()
+            .unwrap()
+            .commit(&store, Some(&Digest::of(b"other")))
+            .unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(fs::read_dir(store.staging_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn dropped_writer_removes_its_staging_file() {
+        let (_dir, store) = store();
+        let mut w = store.writer().unwrap();
+        w.write_all(b"partial").unwrap();
+        drop(w);
+        assert_eq!(fs::read_dir(store.staging_dir()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,320 @@
+//! Layer archives: `LayerSink` turns an uncompressed tar stream into a compressed blob and its
+//! diffID in one pass; `LayerWriter` writes a directory tree as a layer tar, keeping hard
+//! links, xattrs, device nodes and overlayfs whiteouts, deterministically when asked.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    ffi::OsStr,
+    fs,
+    io::{self, Read, Write},
+    os::unix::{
+        ffi::OsStrExt,
+        fs::{FileTypeExt, MetadataExt},
+    },
+    path::{Path, PathBuf},
+};
+
+use tar::{EntryType, Header};
+
+use crate::{
+    BlobStore, BlobWriter, Compression, Digest, DigestWriter, Encoder, Error, Result,
+    StagedBlob, error::IoContext,
+};
+
+/// Write an uncompressed layer tar into it; `finish` gives the staged compressed blob and the
+/// diffID (the digest of the uncompressed tar), both hashed as the bytes went by.
+pub struct LayerSink {
+    inner: DigestWriter<Encoder<BlobWriter>>,
+    compression: Compression,
+}
+
+#[derive(Debug)]
+pub struct StagedLayer {
+    pub blob: StagedBlob,
+    pub diff_id: Digest,
+    pub uncompressed_size: u64,
+    pub compression: Compression,
+}
+
+impl StagedLayer {
+    pub fn media_type(&self) -> &'static str {
+        self.compression.oci_layer_media_type()
+    }
+}
+
+impl LayerSink {
+    pub fn new(store: &BlobStore, compression: Compression) -> Result<LayerSink> {
+        let encoder = Encoder::new(compression, store.writer()?)
+            .ctx(|| format!("starting the {} encoder", compression.name()))?;
+        Ok(LayerSink {
+            inner: DigestWriter::new(encoder),
+            compression,
+        })
+    }
+
+    pub fn finish(self) -> Result<StagedLayer> {
+        let (diff_id, uncompressed_size, encoder) = self.inner.finish();
+        let blob = encoder
+            .finish()
+            .ctx(|| format!("finishing the {} stream", self.compression.name()))?
+            .finish()?;
+        Ok(StagedLayer {
+            blob,
+            diff_id,
+            uncompressed_size,
+            compression: self.compression,
+        })
+    }
+}
+
+impl Write for LayerSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LayerOptions {
+    /// Deterministic mode: every mtime becomes this (from `SOURCE_DATE_EPOCH`).
+    pub mtime: Option<u64>,
+    /// Translate overlayfs upper-dir markers into OCI whiteouts: a 0/0 character device
+    /// becomes `.wh.<name>`, a directory with `trusted.overlay.opaque=y` gets `.wh..wh..opq`.
+    pub overlay_whiteouts: bool,
+}
+
+impl LayerOptions {
+    /// Deterministic when `SOURCE_DATE_EPOCH` is set, as reproducible-builds.org defines it.
+    pub fn from_env() -> LayerOptions {
+        LayerOptions {
+            mtime: std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
+            overlay_whiteouts: false,
+        }
+    }
+}
+
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// Writes a tar of a directory tree; entries sorted by name, parents before children.
+pub struct LayerWriter<W: Write> {
+    builder: tar::Builder<W>,
+    options: LayerOptions,
+    /// (device, inode) of multiply-linked files -> the path they were first archived under.
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl<W: Write> LayerWriter<W> {
+    pub fn new(inner: W, options: LayerOptions) -> LayerWriter<W> {
+        LayerWriter {
+            builder: tar::Builder::new(inner),
+            options,
+            links: HashMap::new(),
+        }
+    }
+
+    /// Archive everything under `root` (not `root` itself), paths relative to it.
+    pub fn append_tree(&mut self, root: &Path) -> Result<()> {
+        self.append_children(root, Path::new(""))
+    }
+
+    fn append_children(&mut self, root: &Path, rel: &Path) -> Result<()> {
+        let dir = root.join(rel);
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .ctx(|| format!("reading directory {}", dir.display()))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()
+            .ctx(|| format!("reading directory {}", dir.display()))?;
+        // Byte order, so the archive does not depend on the filesystem's readdir order.
+        names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+        for name in names {
+            let rel = rel.join(&name);
+            let full = root.join(&rel);
+            let meta =
+                fs::symlink_metadata(&full).ctx(|| format!("inspecting {}", full.display()))?;
+            let ft = meta.file_type();
+            if self.options.overlay_whiteouts && ft.is_char_device() && meta.rdev() == 0 {
+                let mut wh = name.clone().into_encoded_bytes();
+                wh.splice(0..0, WHITEOUT_PREFIX.bytes());
+                let wh_path = rel.with_file_name(
+                    String::from_utf8(wh).unwrap_or_else(|e| {
+                        String::from_utf8_lossy(e.as_bytes()).into_owned()
+                    }),
+                );
+                self.append_whiteout(&wh_path, &meta)?;
+                continue;
+            }
+            if ft.is_socket() {
+                continue; // sockets cannot be archived; docker skips them too
+            }
+            self.append_path(&full, &rel, &meta)?;
+            if ft.is_dir() {
+                if self.options.overlay_whiteouts
+                    && xattr::get(&full, OVERLAY_OPAQUE_XATTR)
+                        .ok()
+                        .flatten()
+                        .as_deref()
+                        == Some(b"y")
+                {
+                    self.append_whiteout(&rel.join(OPAQUE_WHITEOUT), &meta)?;
+                }
+                self.append_children(root, &rel)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn header_for(&self, meta: &fs::Metadata) -> Header {
+        let mut h = Header::new_gnu();
+        h.set_mode(meta.mode() & 0o7777);
+        h.set_uid(u64::from(meta.uid()));
+        h.set_gid(u64::from(meta.gid()));
+        h.set_mtime(self.options.mtime.unwrap_or(meta.mtime().max(0) as u64));
+        h.set_size(0);
+        h
+    }
+
+    fn append_whiteout(&mut self, path: &Path, meta: &fs::Metadata) -> Result<()> {
+        let mut h = self.header_for(meta);
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0o644);
+        self.builder
+            .append_data(&mut h, path, io::empty())
+            .ctx(|| format!("archiving whiteout {}", path.display()))
+    }
+
+    fn append_path(&mut self, full: &Path, rel: &Path, meta: &fs::Metadata) -> Result<()> {
+        let ft = meta.file_type();
+        let mut h = self.header_for(meta);
+        let xattrs = read_xattrs(full, self.options.overlay_whiteouts)?;
+        if !xattrs.is_empty() {
+            let pax: Vec<(String, &[u8])> = xattrs
+                .iter()
+                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+                .collect();
+            self.builder
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
+                .ctx(|| format!("archiving xattrs of {}", rel.display()))?;
+        }
+        let ctx = || format!("archiving {}", full.display());
+        if ft.is_file() && meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = self.links.get(&key) {
+                h.set_entry_type(EntryType::Link);
+                let first = first.clone();
+                return self.builder.append_link(&mut h, rel, first).ctx(ctx);
+            }
+            self.links.insert(key, rel.to_path_buf());
+        }
+        if ft.is_file() {
+            h.set_entry_type(EntryType::Regular);
+            h.set_size(meta.len());
+            let file = fs::File::open(full).ctx(ctx)?;
+            // Guard against a file that changes size under us: the header said len().
+            let mut data = file.take(meta.len());
+            self.builder.append_data(&mut h, rel, &mut data).ctx(ctx)
+        } else if ft.is_dir() {
+            h.set_entry_type(EntryType::Directory);
+            self.builder.append_data(&mut h, rel, io::empty()).ctx(ctx)
+        } else if ft.is_symlink() {
+            h.set_entry_type(EntryType::Symlink);
+            let target = fs::read_link(full).ctx(ctx)?;
+            self.builder.append_link(&mut h, rel, target).ctx(ctx)
+        } else if ft.is_char_device() || ft.is_block_device() {
+            h.set_entry_type(if ft.is_char_device() {
+                EntryType::Char
+            } else {
+                EntryType::Block
+            });
+            let rdev = meta.rdev();
+            h.set_device_major(major(rdev)).ctx(ctx)?;
+            h.set_device_minor(minor(rdev)).ctx(ctx)?;
+            self.builder.append_data(&mut h, rel, io::empty()).ctx(ctx)
+        } else if ft.is_fifo() {
+            h.set_entry_type(EntryType::Fifo);
+            self.builder.append_data(&mut h, rel, io::empty()).ctx(ctx)
+        } else {
+            Err(Error::BadTar {
+                what: full.display().to_string(),
+                detail: "unsupported file type".into(),
+            })
+        }
+    }
+
+    /// Copy an entry of another archive under a new path, keeping its header, xattrs and link.
+    pub fn append_entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, path: &[u8]) -> Result<()> {
+        let path_str = String::from_utf8_lossy(path).into_owned();
+        let ctx = || format!("copying {path_str}");
+        let xattrs: Vec<(String, Vec<u8>)> = match entry.pax_extensions().ctx(ctx)? {
+            Some(exts) => exts
+                .filter_map(|e| e.ok())
+                .filter(|e| e.key_bytes().starts_with(b"SCHILY.xattr."))
+                .filter_map(|e| Some((e.key().ok()?.to_string(), e.value_bytes().to_vec())))
+                .collect(),
+            None => Vec::new(),
+        };
+        if !xattrs.is_empty() {
+            self.builder
+                .append_pax_extensions(xattrs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .ctx(ctx)?;
+        }
+        let mut h = entry.header().clone();
+        if let Some(mtime) = self.options.mtime {
+            h.set_mtime(mtime);
+        }
+        let path = Path::new(OsStr::from_bytes(path));
+        match h.entry_type() {
+            EntryType::Link | EntryType::Symlink => {
+                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                let target = Path::new(OsStr::from_bytes(&target)).to_path_buf();
+                self.builder.append_link(&mut h, path, target).ctx(ctx)
+            }
+            _ => self.builder.append_data(&mut h, path, entry).ctx(ctx),
+        }
+    }
+
+    /// Write the end-of-archive blocks and return the inner writer.
+    pub fn finish(self) -> Result<W> {
+        self.builder
+            .into_inner()
+            .ctx(|| "finishing the layer archive".to_string())
+    }
+}
+
+fn read_xattrs(path: &Path, skip_overlay: bool) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let names = match xattr::list(path) {
+        Ok(names) => names,
+        // Filesystems without xattr support simply have none.
+        Err(e) if e.raw_os_error() == Some(95) => return Ok(out),
+        Err(e) => return Err(Error::io(format!("listing xattrs of {}", path.display()), e)),
+    };
+    for name in names {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            continue;
+        };
+        if skip_overlay && name.starts_with("trusted.overlay.") {
+            continue;
+        }
+        if let Some(value) =
+            xattr::get(path, &name).ctx(|| format!("reading xattr {name} of {}", path.display()))?
+        {
+            out.insert(name, value);
+        }
+    }
+    Ok(out)
+}
+
+fn major(rdev: u64) -> u32 {
+    (((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0x0000_0fff)) as u32
+}
+
+fn minor(rdev: u64) -> u32 {
+    (((rdev >> 12) & 0xffff_ff00) | (rdev & 0x0000_00ff)) as u32
+}

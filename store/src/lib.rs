@@ -1,0 +1,27 @@
+//! kiln's content-addressed store: digests, blobs, the local OCI image layout, layer
+//! archives and image tarballs. No network and no processes live here.
+
+mod blob;
+mod compression;
+mod digest;
+mod digest_io;
+mod error;
+mod images;
+mod layer;
+mod layout;
+pub mod media_type;
+mod reference;
+pub mod spec;
+mod tar_check;
+
+pub use blob::{BlobStore, BlobWriter, IO_BUFFER, StagedBlob};
+pub use compression::{Compression, Encoder, decoder, looks_like_tar, open_tar_stream, sniff};
+pub use digest::Digest;
+pub use digest_io::{CountingReader, CountingSink, DigestReader, DigestWriter};
+pub use error::{Error, Result};
+pub use images::{GcReport, Image, ImageEntry, ImageStore};
+pub use layer::{LayerOptions, LayerSink, LayerWriter, OPAQUE_WHITEOUT, StagedLayer, WHITEOUT_PREFIX};
+pub use layout::{ImageLayout, LayoutLock};
+pub use reference::Reference;
+pub use spec::{Descriptor, History, ImageConfig, Index, Manifest, Platform, RootFs, RunConfig};
+pub use tar_check::{PathCheck, TarSummary, check_tar, normalise_path};
