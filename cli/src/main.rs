@@ -1,1 +1,63 @@
-fn main(){}
+//! The `kiln` command line: parses arguments, calls the libraries, prints. Nothing else.
+
+mod commands;
+mod output;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Build container images without a daemon, serve them from an OCI registry, \
+             and carry them across air gaps as tarballs.",
+    propagate_version = true
+)]
+struct Cli {
+    /// Where kiln keeps its images [default: /var/lib/kiln as root, else ~/.local/share/kiln]
+    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Import(commands::import::Args),
+    Export(commands::export::Args),
+    Save(commands::save::Args),
+    Load(commands::load::Args),
+    Images(commands::images::Args),
+    Tag(commands::tag::Args),
+    Rmi(commands::rmi::Args),
+    Inspect(commands::inspect::Args),
+    History(commands::history::Args),
+    Prune(commands::prune::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = cli.root.unwrap_or_else(kiln_store::ImageStore::default_root);
+    let result = match cli.command {
+        Command::Import(args) => commands::import::run(&root, args),
+        Command::Export(args) => commands::export::run(&root, args),
+        Command::Save(args) => commands::save::run(&root, args),
+        Command::Load(args) => commands::load::run(&root, args),
+        Command::Images(args) => commands::images::run(&root, args),
+        Command::Tag(args) => commands::tag::run(&root, args),
+        Command::Rmi(args) => commands::rmi::run(&root, args),
+        Command::Inspect(args) => commands::inspect::run(&root, args),
+        Command::History(args) => commands::history::run(&root, args),
+        Command::Prune(args) => commands::prune::run(&root, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kiln: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -276,23 +276,14 @@ impl ImageStore {
         Ok(seen)
     }
 
-    /// Drop untagged entries, then every blob no tag reaches, and stale staging files.
-    /// Holds the exclusive gc lock, so no load or import runs meanwhile.
-    pub fn gc(&self, dry_run: bool) -> Result<GcReport> {
+    /// Remove every blob that no index entry reaches, and stale staging files; with
+    /// `drop_untagged` (prune), untagged entries go first. Holds the exclusive gc lock, so
+    /// no load or import runs meanwhile.
+    pub fn gc(&self, drop_untagged: bool, dry_run: bool) -> Result<GcReport> {
         let _gc = self.gc_lock(true)?;
         let mut report = GcReport::default();
-        let index = if dry_run {
-            let mut index = self.layout.index()?;
-            index.manifests.retain(|d| {
-                let keep = d.annotation(ANNOTATION_REF_NAME).is_some();
-                if !keep {
-                    report.untagged.push(d.digest.clone());
-                }
-                keep
-            });
-            index
-        } else {
-            self.layout.update_index(|index| {
+        let mut drop = |index: &mut Index| {
+            if drop_untagged {
                 index.manifests.retain(|d| {
                     let keep = d.annotation(ANNOTATION_REF_NAME).is_some();
                     if !keep {
@@ -300,6 +291,15 @@ impl ImageStore {
                     }
                     keep
                 });
+            }
+        };
+        let index = if dry_run {
+            let mut index = self.layout.index()?;
+            drop(&mut index);
+            index
+        } else {
+            self.layout.update_index(|index| {
+                drop(index);
                 Ok(index.clone())
             })?
         };

@@ -1,12 +1,15 @@
 //! kiln's content-addressed store: digests, blobs, the local OCI image layout, layer
 //! archives and image tarballs. No network and no processes live here.
 
+pub mod archive;
 mod blob;
 mod compression;
 mod digest;
 mod digest_io;
 mod error;
+mod flatten;
 mod images;
+mod import;
 mod layer;
 mod layout;
 pub mod media_type;
@@ -19,7 +22,9 @@ pub use compression::{Compression, Encoder, decoder, looks_like_tar, open_tar_st
 pub use digest::Digest;
 pub use digest_io::{CountingReader, CountingSink, DigestReader, DigestWriter};
 pub use error::{Error, Result};
+pub use flatten::export_flat;
 pub use images::{GcReport, Image, ImageEntry, ImageStore};
+pub use import::{ImportOptions, Imported, Tee, import_rootfs};
 pub use layer::{LayerOptions, LayerSink, LayerWriter, OPAQUE_WHITEOUT, StagedLayer, WHITEOUT_PREFIX};
 pub use layout::{ImageLayout, LayoutLock};
 pub use reference::Reference;

@@ -1,0 +1,21 @@
+//! One module per subcommand; each has `Args` (clap) and `run`.
+
+pub mod export;
+pub mod history;
+pub mod images;
+pub mod import;
+pub mod inspect;
+pub mod load;
+pub mod prune;
+pub mod rmi;
+pub mod save;
+pub mod tag;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use kiln_store::ImageStore;
+
+pub fn open_store(root: &Path) -> Result<ImageStore> {
+    ImageStore::open(root).with_context(|| format!("opening the image store at {}", root.display()))
+}
