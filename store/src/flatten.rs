@@ -129,3 +129,109 @@ pub fn export_flat<W: Write>(store: &ImageStore, image: &Image, out: W) -> Resul
     }
     writer.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::{
+        Compression, Descriptor, Digest, ImageConfig, LayerSink, Manifest, RootFs, media_type,
+        spec,
+    };
+
+    enum E<'a> {
+        Dir(&'a str),
+        File(&'a str, &'a str),
+        Hard(&'a str, &'a str),
+    }
+
+    fn layer(store: &ImageStore, entries: &[E]) -> (Descriptor, Digest) {
+        let mut b = tar::Builder::new(LayerSink::new(store.blobs(), Compression::Gzip).unwrap());
+        for e in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o755);
+            match *e {
+                E::Dir(p) => {
+                    h.set_entry_type(EntryType::Directory);
+                    h.set_size(0);
+                    b.append_data(&mut h, p, std::io::empty()).unwrap();
+                }
+                E::File(p, content) => {
+                    h.set_entry_type(EntryType::Regular);
+                    h.set_size(content.len() as u64);
+                    b.append_data(&mut h, p, content.as_bytes()).unwrap();
+                }
+                E::Hard(p, target) => {
+                    h.set_entry_type(EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, p, target).unwrap();
+                }
+            }
+        }
+        let staged = b.into_inner().unwrap().finish().unwrap();
+        let d = Descriptor::new(staged.media_type(), staged.blob.digest.clone(), staged.blob.size);
+        let diff = staged.diff_id.clone();
+        staged.blob.commit(store.blobs(), None).unwrap();
+        (d, diff)
+    }
+
+    #[test]
+    fn applies_whiteouts_opaque_dirs_and_replacements() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let layers = [
+            layer(&store, &[
+                E::Dir("a"), E::File("a/f1", "1"), E::File("a/f2", "2"),
+                E::Dir("d"), E::File("d/x", "x"), E::Dir("d/sub"), E::File("d/sub/y", "y"),
+                E::Dir("e"), E::File("e/child", "c"),
+                E::File("g", "g"), E::Hard("h", "g"), E::File("w", "old"),
+            ]),
+            layer(&store, &[
+                E::File("a/.wh.f1", ""), E::File("d/.wh..wh..opq", ""), E::File("d/new", "n"),
+                E::File("z", "z"), E::File("w", "new"),
+            ]),
+            layer(&store, &[E::File("e", "now a file"), E::File(".wh.z", "")]),
+        ];
+        let config = ImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            rootfs: RootFs { kind: "layers".into(), diff_ids: layers.iter().map(|l| l.1.clone()).collect() },
+            ..ImageConfig::default()
+        };
+        let config_bytes = spec::to_json(&config);
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::new(media_type::OCI_CONFIG, store.blobs().put_bytes(&config_bytes).unwrap(), config_bytes.len() as u64),
+            layers: layers.iter().map(|l| l.0.clone()).collect(),
+            subject: None,
+            annotations: None,
+        };
+        let bytes = spec::to_json(&manifest);
+        let top = Descriptor::new(media_type::OCI_MANIFEST, store.blobs().put_bytes(&bytes).unwrap(), bytes.len() as u64);
+        let image = store.image(&top).unwrap();
+
+        let mut out = Vec::new();
+        export_flat(&store, &image, &mut out).unwrap();
+        out.flush().unwrap();
+        let mut archive = tar::Archive::new(&out[..]);
+        let mut seen = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().display().to_string();
+            let mut content = String::new();
+            if e.header().entry_type() == EntryType::Link {
+                content = format!("-> {}", e.link_name().unwrap().unwrap().display());
+            } else {
+                std::io::Read::read_to_string(&mut e, &mut content).unwrap();
+            }
+            seen.push(format!("{path}={content}"));
+        }
+        assert_eq!(
+            seen,
+            ["a=", "a/f2=2", "d=", "g=g", "h=-> g", "d/new=n", "w=new", "e=now a file"],
+        );
+    }
+}

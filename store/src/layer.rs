@@ -318,3 +318,162 @@ fn major(rdev: u64) -> u32 {
 fn minor(rdev: u64) -> u32 {
     (((rdev >> 12) & 0xffff_ff00) | (rdev & 0x0000_00ff)) as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, os::unix::fs::symlink, process::Command};
+
+    use super::*;
+
+    /// (path, type, mode, link target, xattrs, device) of every entry.
+    fn listing(tar: &[u8]) -> Vec<(String, EntryType, u32, String, BTreeMap<String, Vec<u8>>, (u32, u32))> {
+        let mut out = Vec::new();
+        let mut a = tar::Archive::new(tar);
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut x = BTreeMap::new();
+            if let Some(exts) = e.pax_extensions().unwrap() {
+                for ext in exts {
+                    let ext = ext.unwrap();
+                    if let Some(k) = ext.key().unwrap().strip_prefix("SCHILY.xattr.") {
+                        x.insert(k.to_string(), ext.value_bytes().to_vec());
+                    }
+                }
+            }
+            let h = e.header();
+            out.push((
+                e.path().unwrap().display().to_string(),
+                h.entry_type(),
+                h.mode().unwrap(),
+                e.link_name().unwrap().map(|l| l.display().to_string()).unwrap_or_default(),
+                x,
+                (
+                    h.device_major().ok().flatten().unwrap_or(0),
+                    h.device_minor().ok().flatten().unwrap_or(0),
+                ),
+            ));
+        }
+        out
+    }
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        fs::create_dir_all(r.join("b/deep")).unwrap();
+        fs::write(r.join("b/deep/file"), b"content").unwrap();
+        fs::hard_link(r.join("b/deep/file"), r.join("a-link")).unwrap();
+        symlink("/b/deep/file", r.join("sym")).unwrap();
+        fs::write(r.join(format!("long-{}", "x".repeat(150))), b"long").unwrap();
+        xattr::set(r.join("b/deep/file"), "user.kiln", b"value").unwrap();
+        dir
+    }
+
+    #[test]
+    fn keeps_hard_links_symlinks_and_xattrs() {
+        let dir = tree();
+        let mut w = LayerWriter::new(Vec::new(), LayerOptions::default());
+        w.append_tree(dir.path()).unwrap();
+        let l = listing(&w.finish().unwrap());
+        let names: Vec<_> = l.iter().map(|e| e.0.as_str()).collect();
+        let long = format!("long-{}", "x".repeat(150));
+        // Sorted by name, parents before children.
+        assert_eq!(names, ["a-link", "b", "b/deep", "b/deep/file", long.as_str(), "sym"]);
+        // The first path archived holds the data; the second is a link to it.
+        assert_eq!(l[0].1, EntryType::Regular);
+        assert_eq!(l[3].1, EntryType::Link);
+        assert_eq!(l[3].3, "a-link");
+        assert_eq!(l[5].1, EntryType::Symlink);
+        assert_eq!(l[5].3, "/b/deep/file");
+        assert_eq!(l[0].4.get("user.kiln").map(Vec::as_slice), Some(&b"value"[..]));
+    }
+
+    #[test]
+    fn deterministic_mode_gives_identical_bytes() {
+        let options = LayerOptions {
+            mtime: Some(1_700_000_000),
+            overlay_whiteouts: false,
+        };
+        let a = tree();
+        let b = tree();
+        let mut wa = LayerWriter::new(Vec::new(), options.clone());
+        wa.append_tree(a.path()).unwrap();
+        let mut wb = LayerWriter::new(Vec::new(), options);
+        wb.append_tree(b.path()).unwrap();
+        let (ta, tb) = (wa.finish().unwrap(), wb.finish().unwrap());
+        assert_eq!(crate::Digest::of(&ta), crate::Digest::of(&tb));
+        let mut archive = tar::Archive::new(&ta[..]);
+        for e in archive.entries().unwrap() {
+            assert_eq!(e.unwrap().header().mtime().unwrap(), 1_700_000_000);
+        }
+    }
+
+    fn is_root() -> bool {
+        fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
+
+    #[test]
+    fn device_nodes_fifos_and_overlay_whiteouts() {
+        if !is_root() {
+            // mknod of devices needs root; CI runs as root, so there this always runs.
+            assert!(std::env::var_os("CI").is_none(), "CI must run the tests as root");
+            eprintln!("skipping: device nodes need root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let mknod = |args: &[&str]| assert!(Command::new("mknod").args(args).status().unwrap().success());
+        mknod(&[r.join("null").to_str().unwrap(), "c", "1", "3"]);
+        mknod(&[r.join("loop9").to_str().unwrap(), "b", "7", "9"]);
+        mknod(&[r.join("fifo").to_str().unwrap(), "p"]);
+        mknod(&[r.join("gone").to_str().unwrap(), "c", "0", "0"]);
+        fs::create_dir(r.join("opaque")).unwrap();
+        fs::write(r.join("opaque/kept"), b"x").unwrap();
+        xattr::set(r.join("opaque"), "trusted.overlay.opaque", b"y").unwrap();
+
+        let mut w = LayerWriter::new(
+            Vec::new(),
+            LayerOptions {
+                mtime: Some(0),
+                overlay_whiteouts: true,
+            },
+        );
+        w.append_tree(r).unwrap();
+        let l = listing(&w.finish().unwrap());
+        let find = |p: &str| l.iter().find(|e| e.0 == p).unwrap_or_else(|| panic!("{p} in {l:?}"));
+        assert_eq!(find("null").1, EntryType::Char);
+        assert_eq!(find("null").5, (1, 3));
+        assert_eq!(find("loop9").1, EntryType::Block);
+        assert_eq!(find("loop9").5, (7, 9));
+        assert_eq!(find("fifo").1, EntryType::Fifo);
+        assert_eq!(find(".wh.gone").1, EntryType::Regular);
+        assert!(l.iter().all(|e| e.0 != "gone"));
+        assert_eq!(find("opaque/.wh..wh..opq").1, EntryType::Regular);
+        assert!(find("opaque").4.is_empty(), "overlay xattrs are not archived");
+        find("opaque/kept");
+    }
+
+    #[test]
+    fn sink_yields_compressed_digest_and_diff_id_in_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("b"), dir.path().join("t")).unwrap();
+        let tree = tree();
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut w = LayerWriter::new(
+                LayerSink::new(&store, compression).unwrap(),
+                LayerOptions { mtime: Some(0), overlay_whiteouts: false },
+            );
+            w.append_tree(tree.path()).unwrap();
+            let staged = w.finish().unwrap().finish().unwrap();
+            // Recompute both digests independently from the staged file.
+            let bytes = fs::read(staged.blob.path()).unwrap();
+            assert_eq!(crate::Digest::of(&bytes), staged.blob.digest);
+            let mut plain = Vec::new();
+            crate::decoder(compression, &bytes[..], "t").unwrap().read_to_end(&mut plain).unwrap();
+            assert_eq!(crate::Digest::of(&plain), staged.diff_id);
+            assert_eq!(plain.len() as u64, staged.uncompressed_size);
+            if compression == Compression::None {
+                assert_eq!(staged.diff_id, staged.blob.digest);
+            }
+        }
+    }
+}
