@@ -197,8 +197,10 @@ pub fn rich_rootfs() -> Vec<u8> {
         entry("./usr/bin/ünïcödé", EntryType::Regular, 0o644, (0, 0), b"utf-8 name"),
         entry("./tmp/", EntryType::Directory, 0o1777, (0, 0), b""),
     ];
-    let long = format!("./usr/share/{}/file", "deep-directory-name".repeat(8));
+    let long_dir = format!("./usr/share/{}/", "deep-directory-name".repeat(8));
+    let long = format!("{long_dir}file");
     entries.push(entry("./usr/share/", EntryType::Directory, 0o755, (0, 0), b""));
+    entries.push(entry(&long_dir, EntryType::Directory, 0o755, (0, 0), b""));
     entries.push(entry(&long, EntryType::Regular, 0o644, (0, 0), &[7u8; 70_000]));
     for (h, path, data) in entries {
         let mut h = h;
@@ -237,7 +239,11 @@ pub fn rich_rootfs() -> Vec<u8> {
     // xattrs travel as PAX SCHILY.xattr records before their entry.
     b.append_pax_extensions([
         ("SCHILY.xattr.user.origin", &b"kiln-test"[..]),
-        ("SCHILY.xattr.security.capability", &[1u8, 0, 0, 2, 0, 32, 0, 0][..]),
+        // What `setcap cap_net_raw+ep` writes: VFS_CAP_REVISION_2 | effective, bit 13 permitted.
+        (
+            "SCHILY.xattr.security.capability",
+            &[1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..],
+        ),
     ])
     .unwrap();
     let mut h = blank();
