@@ -10,7 +10,13 @@ use common::{Kiln, busybox_rootfs, rich_rootfs, tree_of};
 fn round_trip(kiln: &Kiln, rootfs: &[u8], name: &str, save_flags: &[&str]) {
     let input = kiln.scratch("input.tar");
     fs::write(&input, rootfs).unwrap();
-    kiln.ok(&["import", "--change", "CMD [\"sh\"]", input.to_str().unwrap(), name]);
+    kiln.ok(&[
+        "import",
+        "--change",
+        "CMD [\"sh\"]",
+        input.to_str().unwrap(),
+        name,
+    ]);
     let id = kiln.image_id(name);
     let digest = kiln.manifest_digest(name);
 
@@ -20,13 +26,21 @@ fn round_trip(kiln: &Kiln, rootfs: &[u8], name: &str, save_flags: &[&str]) {
     args.push(name);
     kiln.ok(&args);
     kiln.ok(&["rmi", name]);
-    assert!(!kiln.ok(&["images"]).contains(name.split(':').next().unwrap()));
+    assert!(
+        !kiln
+            .ok(&["images"])
+            .contains(name.split(':').next().unwrap())
+    );
     assert!(kiln.snapshot().blobs.is_empty(), "rmi left blobs behind");
 
     let loaded = kiln.ok(&["load", "-i", saved.to_str().unwrap()]);
     assert!(loaded.contains("Loaded image: "), "{loaded}");
     assert_eq!(kiln.image_id(name), id, "the image ID survives the trip");
-    assert_eq!(kiln.manifest_digest(name), digest, "the manifest digest survives the trip");
+    assert_eq!(
+        kiln.manifest_digest(name),
+        digest,
+        "the manifest digest survives the trip"
+    );
 
     let exported = kiln.scratch("exported.tar");
     kiln.ok(&["export", name, "-o", exported.to_str().unwrap()]);
@@ -52,10 +66,22 @@ fn rich_rootfs_round_trips_with_links_xattrs_and_devices() {
 fn compressed_archives_round_trip() {
     for flag in ["gzip", "zstd"] {
         let kiln = Kiln::new();
-        round_trip(&kiln, &rich_rootfs(), "example.com/team/rich:2", &["--compress", flag]);
+        round_trip(
+            &kiln,
+            &rich_rootfs(),
+            "example.com/team/rich:2",
+            &["--compress", flag],
+        );
         let saved = fs::read(kiln.scratch("saved.tar")).unwrap();
-        let magic: &[u8] = if flag == "gzip" { &[0x1f, 0x8b] } else { &[0x28, 0xb5, 0x2f, 0xfd] };
-        assert!(saved.starts_with(magic), "--compress {flag} did not compress");
+        let magic: &[u8] = if flag == "gzip" {
+            &[0x1f, 0x8b]
+        } else {
+            &[0x28, 0xb5, 0x2f, 0xfd]
+        };
+        assert!(
+            saved.starts_with(magic),
+            "--compress {flag} did not compress"
+        );
     }
 }
 
@@ -75,7 +101,10 @@ fn import_reads_gzip_zstd_and_stdin() {
         .iter()
         .map(|n| {
             let v: serde_json::Value = serde_json::from_str(&kiln.ok(&["inspect", n])).unwrap();
-            v[0]["Config"]["rootfs"]["diff_ids"][0].as_str().unwrap().to_string()
+            v[0]["Config"]["rootfs"]["diff_ids"][0]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     assert!(diff_ids.windows(2).all(|w| w[0] == w[1]), "{diff_ids:?}");
@@ -88,25 +117,42 @@ fn import_applies_changes_and_history() {
     fs::write(&input, rich_rootfs()).unwrap();
     kiln.ok(&[
         "import",
-        "-c", "CMD [\"sh\", \"-c\", \"echo hi\"]",
-        "-c", "ENTRYPOINT [\"/bin/tini\"]",
-        "-c", "ENV PATH=/usr/bin:/bin LANG=C.UTF-8",
-        "-c", "EXPOSE 8080/tcp 53/udp",
-        "-c", "LABEL org.opencontainers.image.title=rich",
-        "-c", "USER 1000:1000",
-        "-c", "WORKDIR /srv",
-        "-c", "VOLUME /data",
-        "-c", "STOPSIGNAL SIGQUIT",
-        "-m", "from a test",
+        "-c",
+        "CMD [\"sh\", \"-c\", \"echo hi\"]",
+        "-c",
+        "ENTRYPOINT [\"/bin/tini\"]",
+        "-c",
+        "ENV PATH=/usr/bin:/bin LANG=C.UTF-8",
+        "-c",
+        "EXPOSE 8080/tcp 53/udp",
+        "-c",
+        "LABEL org.opencontainers.image.title=rich",
+        "-c",
+        "USER 1000:1000",
+        "-c",
+        "WORKDIR /srv",
+        "-c",
+        "VOLUME /data",
+        "-c",
+        "STOPSIGNAL SIGQUIT",
+        "-m",
+        "from a test",
         input.to_str().unwrap(),
         "rich:changed",
     ]);
-    let v: serde_json::Value = serde_json::from_str(&kiln.ok(&["inspect", "rich:changed"])).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&kiln.ok(&["inspect", "rich:changed"])).unwrap();
     let c = &v[0]["Config"]["config"];
     assert_eq!(c["Cmd"], serde_json::json!(["sh", "-c", "echo hi"]));
     assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/tini"]));
-    assert_eq!(c["Env"], serde_json::json!(["PATH=/usr/bin:/bin", "LANG=C.UTF-8"]));
-    assert_eq!(c["ExposedPorts"], serde_json::json!({"53/udp": {}, "8080/tcp": {}}));
+    assert_eq!(
+        c["Env"],
+        serde_json::json!(["PATH=/usr/bin:/bin", "LANG=C.UTF-8"])
+    );
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"53/udp": {}, "8080/tcp": {}})
+    );
     assert_eq!(c["Labels"]["org.opencontainers.image.title"], "rich");
     assert_eq!(c["User"], "1000:1000");
     assert_eq!(c["WorkingDir"], "/srv");
@@ -124,7 +170,10 @@ fn images_tag_inspect_history_prune() {
     let kiln = Kiln::new();
     let input = kiln.scratch("in.tar");
     fs::write(&input, rich_rootfs()).unwrap();
-    let id = kiln.ok(&["import", input.to_str().unwrap(), "app:1"]).trim().to_string();
+    let id = kiln
+        .ok(&["import", input.to_str().unwrap(), "app:1"])
+        .trim()
+        .to_string();
     assert!(id.starts_with("sha256:"), "{id}");
     kiln.ok(&["tag", "app:1", "registry.example:5000/team/app:1.2"]);
     kiln.ok(&["tag", &id[7..19], "app:byid"]);
@@ -143,14 +192,21 @@ fn images_tag_inspect_history_prune() {
         .collect();
     assert_eq!(json.len(), 3);
     assert!(json.iter().all(|r| r["ID"] == id.as_str()));
-    assert_eq!(kiln.ok(&["images", "app"]).lines().count(), 3, "filter by repository");
+    assert_eq!(
+        kiln.ok(&["images", "app"]).lines().count(),
+        3,
+        "filter by repository"
+    );
     assert_eq!(kiln.ok(&["images", "-q"]).trim(), &id[7..19]);
 
     // rmi by ID refuses an image with several names, unless forced.
     let err = kiln.fails(&["rmi", &id[7..19]]);
     assert!(err.contains("has 3 names"), "{err}");
     let out = kiln.ok(&["rmi", "app:byid"]);
-    assert!(out.contains("Untagged: app:byid") && !out.contains("Deleted"), "{out}");
+    assert!(
+        out.contains("Untagged: app:byid") && !out.contains("Deleted"),
+        "{out}"
+    );
 
     // An untagged image goes with prune; --dry-run only lists.
     kiln.ok(&["import", "-c", "CMD [\"other\"]", input.to_str().unwrap()]);
@@ -161,7 +217,12 @@ fn images_tag_inspect_history_prune() {
     let real = kiln.ok(&["prune"]);
     assert!(real.contains("Removed untagged image"), "{real}");
     assert!(kiln.ok(&["images"]).contains("app"));
-    kiln.ok(&["export", "app:1", "-o", kiln.scratch("still-whole.tar").to_str().unwrap()]);
+    kiln.ok(&[
+        "export",
+        "app:1",
+        "-o",
+        kiln.scratch("still-whole.tar").to_str().unwrap(),
+    ]);
 
     let out = kiln.ok(&["rmi", "--force", &id[7..19]]);
     assert!(out.contains("Deleted: "), "{out}");
@@ -175,21 +236,43 @@ fn save_stores_shared_blobs_once() {
     let kiln = Kiln::new();
     let input = kiln.scratch("in.tar");
     fs::write(&input, rich_rootfs()).unwrap();
-    kiln.ok(&["import", "-c", "CMD [\"a\"]", input.to_str().unwrap(), "a:1"]);
-    kiln.ok(&["import", "-c", "CMD [\"b\"]", input.to_str().unwrap(), "b:1"]);
+    kiln.ok(&[
+        "import",
+        "-c",
+        "CMD [\"a\"]",
+        input.to_str().unwrap(),
+        "a:1",
+    ]);
+    kiln.ok(&[
+        "import",
+        "-c",
+        "CMD [\"b\"]",
+        input.to_str().unwrap(),
+        "b:1",
+    ]);
     let saved = kiln.scratch("both.tar");
     kiln.ok(&["save", "-o", saved.to_str().unwrap(), "a:1", "b:1"]);
     let listing = common::sh(&format!("tar tf {}", saved.display()));
-    let blobs: Vec<&str> = listing.lines().filter(|l| l.starts_with("blobs/sha256/") && l.len() > 14).collect();
+    let blobs: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.starts_with("blobs/sha256/") && l.len() > 14)
+        .collect();
     // Two manifests, two configs, one shared layer.
     assert_eq!(blobs.len(), 5, "{listing}");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&common::sh(&format!("tar xOf {} manifest.json", saved.display()))).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&common::sh(&format!(
+        "tar xOf {} manifest.json",
+        saved.display()
+    )))
+    .unwrap();
     assert_eq!(manifest.as_array().unwrap().len(), 2);
     assert_eq!(manifest[0]["Layers"], manifest[1]["Layers"]);
 
     // And stdout works the same as -o.
     let out = kiln.cmd().args(["save", "a:1", "b:1"]).output().unwrap();
     assert!(out.status.success());
-    assert_eq!(out.stdout, fs::read(&saved).unwrap(), "save is deterministic");
+    assert_eq!(
+        out.stdout,
+        fs::read(&saved).unwrap(),
+        "save is deterministic"
+    );
 }

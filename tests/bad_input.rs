@@ -58,7 +58,11 @@ fn truncated_archives() {
         load_fails(&kiln, &good[..cut], &["truncated"]);
     }
     let rootfs = rich_rootfs();
-    import_fails(&kiln, &rootfs[..rootfs.len() / 2], &["truncated", "bad-rootfs.tar"]);
+    import_fails(
+        &kiln,
+        &rootfs[..rootfs.len() / 2],
+        &["truncated", "bad-rootfs.tar"],
+    );
     // A gzip stream cut short.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &rootfs).unwrap();
@@ -97,25 +101,49 @@ fn diff_id_mismatch() {
     let mut config = config_for(&[&layer]);
     config["rootfs"]["diff_ids"][0] = serde_json::json!(format!("sha256:{}", "ab".repeat(32)));
     let archive = docker_archive(&config, &[("0123/layer.tar", layer)], &["liar:1"]);
-    load_fails(&kiln, &archive, &["digest mismatch", "diffID", "0123/layer.tar"]);
+    load_fails(
+        &kiln,
+        &archive,
+        &["digest mismatch", "diffID", "0123/layer.tar"],
+    );
 }
 
 #[test]
 fn escaping_paths_in_rootfs_and_in_layers() {
     let (kiln, _) = seeded();
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (raw_tar(&[("../evil", EntryType::Regular, "", b"x")]), "contains '..'"),
-        (raw_tar(&[("a/../../evil", EntryType::Regular, "", b"x")]), "contains '..'"),
-        (raw_tar(&[("/etc/passwd", EntryType::Regular, "", b"x")]), "is absolute"),
-        (raw_tar(&[("x", EntryType::Link, "/etc/shadow", b"")]), "is absolute"),
+        (
+            raw_tar(&[("../evil", EntryType::Regular, "", b"x")]),
+            "contains '..'",
+        ),
+        (
+            raw_tar(&[("a/../../evil", EntryType::Regular, "", b"x")]),
+            "contains '..'",
+        ),
+        (
+            raw_tar(&[("/etc/passwd", EntryType::Regular, "", b"x")]),
+            "is absolute",
+        ),
+        (
+            raw_tar(&[("x", EntryType::Link, "/etc/shadow", b"")]),
+            "is absolute",
+        ),
         (
             raw_tar(&[
                 ("evil", EntryType::Symlink, "/etc", b""),
-                ("evil/passwd", EntryType::Regular, "", b"root::0:0::/:/bin/sh\n"),
+                (
+                    "evil/passwd",
+                    EntryType::Regular,
+                    "",
+                    b"root::0:0::/:/bin/sh\n",
+                ),
             ]),
             "written through the symlink",
         ),
-        (raw_tar(&[("up", EntryType::Symlink, "../../../etc", b"")]), "points outside"),
+        (
+            raw_tar(&[("up", EntryType::Symlink, "../../../etc", b"")]),
+            "points outside",
+        ),
     ];
     for (tar, reason) in cases {
         import_fails(&kiln, &tar, &["unsafe path", reason]);
@@ -136,18 +164,35 @@ fn manifest_naming_a_missing_file() {
     let config_name = format!("{}.json", common_hex(&config_bytes));
     archive_files.push((config_name.clone(), config_bytes));
     let manifest = serde_json::json!([{"Config": config_name, "RepoTags": ["m:1"], "Layers": ["gone/layer.tar"]}]);
-    archive_files.push(("manifest.json".to_string(), serde_json::to_vec(&manifest).unwrap()));
-    load_fails(&kiln, &tar_of_files(&archive_files), &["gone/layer.tar", "does not contain"]);
+    archive_files.push((
+        "manifest.json".to_string(),
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    load_fails(
+        &kiln,
+        &tar_of_files(&archive_files),
+        &["gone/layer.tar", "does not contain"],
+    );
 
     // And an OCI index naming a manifest that is not there.
     let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "digest": format!("sha256:{}", "cd".repeat(32)), "size": 10}]});
     let files = vec![
-        ("oci-layout".to_string(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
-        ("index.json".to_string(), serde_json::to_vec(&index).unwrap()),
+        (
+            "oci-layout".to_string(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        (
+            "index.json".to_string(),
+            serde_json::to_vec(&index).unwrap(),
+        ),
     ];
-    load_fails(&kiln, &tar_of_files(&files), &["does not contain", &"cd".repeat(32)]);
+    load_fails(
+        &kiln,
+        &tar_of_files(&files),
+        &["does not contain", &"cd".repeat(32)],
+    );
 }
 
 fn common_hex(bytes: &[u8]) -> String {
@@ -190,17 +235,27 @@ fn layer_declared_with_the_wrong_compression() {
         std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
         files.push((name, bytes));
     }
-    let (_, gz) = files.iter().find(|(n, _)| n.ends_with(&layer)).unwrap().clone();
+    let (_, gz) = files
+        .iter()
+        .find(|(n, _)| n.ends_with(&layer))
+        .unwrap()
+        .clone();
     let zst = zstd::encode_all(&common::decompress(&gz)[..], 3).unwrap();
     let zst_hex = common_hex(&zst);
     let mut rewritten = Vec::new();
     for (name, bytes) in files {
         if name.ends_with(&layer) {
             rewritten.push((format!("blobs/sha256/{zst_hex}"), zst.clone()));
-        } else if name.starts_with("blobs/") && bytes.starts_with(b"{") && String::from_utf8_lossy(&bytes).contains(&layer) {
+        } else if name.starts_with("blobs/")
+            && bytes.starts_with(b"{")
+            && String::from_utf8_lossy(&bytes).contains(&layer)
+        {
             // The manifest: point it at the zstd blob, keep the gzip media type.
             let text = String::from_utf8(bytes).unwrap().replace(&layer, &zst_hex);
-            let text = text.replace(&format!("\"size\":{}", gz.len()), &format!("\"size\":{}", zst.len()));
+            let text = text.replace(
+                &format!("\"size\":{}", gz.len()),
+                &format!("\"size\":{}", zst.len()),
+            );
             let hex = common_hex(text.as_bytes());
             rewritten.push((format!("blobs/sha256/{hex}"), text.into_bytes()));
             rewritten.push(("index.json".into(), Vec::new())); // placeholder, fixed below
@@ -213,5 +268,12 @@ fn layer_declared_with_the_wrong_compression() {
             rewritten.push((name, bytes));
         }
     }
-    load_fails(&kiln, &tar_of_files(&rewritten), &["declared as application/vnd.oci.image.layer.v1.tar+gzip", "zstd"]);
+    load_fails(
+        &kiln,
+        &tar_of_files(&rewritten),
+        &[
+            "declared as application/vnd.oci.image.layer.v1.tar+gzip",
+            "zstd",
+        ],
+    );
 }

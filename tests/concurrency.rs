@@ -39,10 +39,16 @@ fn two_loads_of_different_archives_at_once() {
             );
         }
         let images = kiln.ok(&["images"]);
-        assert!(images.contains("one") && images.contains("two"), "round {round}:\n{images}");
+        assert!(
+            images.contains("one") && images.contains("two"),
+            "round {round}:\n{images}"
+        );
         assert_eq!(kiln.image_id("one:1"), maker.image_id("one:1"));
         assert_eq!(kiln.image_id("two:1"), maker.image_id("two:1"));
-        assert!(kiln.snapshot().staging.is_empty(), "staging files left behind");
+        assert!(
+            kiln.snapshot().staging.is_empty(),
+            "staging files left behind"
+        );
     }
 }
 

@@ -19,8 +19,10 @@ fn seeded(rootfs: &[u8]) -> (Kiln, String) {
     fs::write(&input, rootfs).unwrap();
     kiln.ok(&[
         "import",
-        "-c", "CMD [\"sh\"]",
-        "-c", "ENV KILN_TEST=peers",
+        "-c",
+        "CMD [\"sh\"]",
+        "-c",
+        "ENV KILN_TEST=peers",
         input.to_str().unwrap(),
         "busybox:peers",
     ]);
@@ -38,32 +40,54 @@ fn skopeo_reads_our_archive_as_docker_archive_and_oci_archive() {
     let digest = kiln.manifest_digest(&name);
 
     // As a Docker archive: skopeo reads manifest.json and finds our config.
-    let config: serde_json::Value =
-        serde_json::from_str(&skopeo(&format!("inspect --config docker-archive:{}", ours.display()))).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&skopeo(&format!(
+        "inspect --config docker-archive:{}",
+        ours.display()
+    )))
+    .unwrap();
     assert_eq!(config["config"]["Cmd"], serde_json::json!(["sh"]));
-    assert_eq!(config["config"]["Env"], serde_json::json!(["KILN_TEST=peers"]));
+    assert_eq!(
+        config["config"]["Env"],
+        serde_json::json!(["KILN_TEST=peers"])
+    );
     let dir1 = kiln.scratch("from-docker-archive");
-    skopeo(&format!("copy docker-archive:{} oci:{}:t", ours.display(), dir1.display()));
+    skopeo(&format!(
+        "copy docker-archive:{} oci:{}:t",
+        ours.display(),
+        dir1.display()
+    ));
 
     // As an OCI archive: the manifest digest is ours, byte for byte.
     let inspect: serde_json::Value =
         serde_json::from_str(&skopeo(&format!("inspect oci-archive:{}", ours.display()))).unwrap();
     assert_eq!(inspect["Digest"], digest.as_str());
     let dir2 = kiln.scratch("from-oci-archive");
-    skopeo(&format!("copy oci-archive:{} oci:{}:t", ours.display(), dir2.display()));
+    skopeo(&format!(
+        "copy oci-archive:{} oci:{}:t",
+        ours.display(),
+        dir2.display()
+    ));
     let index: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(dir2.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], digest.as_str());
 
     // Both copies carry our config: same image ID.
     for dir in [&dir1, &dir2] {
-        let config: serde_json::Value =
-            serde_json::from_str(&skopeo(&format!("inspect --config oci:{}:t", dir.display()))).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&skopeo(&format!(
+            "inspect --config oci:{}:t",
+            dir.display()
+        )))
+        .unwrap();
         let bytes = serde_json::to_vec(&config).unwrap();
         assert!(!bytes.is_empty());
         let raw = skopeo(&format!("inspect --raw oci:{}:t", dir.display()));
         let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
-        assert_eq!(manifest["config"]["digest"], id.as_str(), "{}", dir.display());
+        assert_eq!(
+            manifest["config"]["digest"],
+            id.as_str(),
+            "{}",
+            dir.display()
+        );
     }
 }
 
@@ -77,9 +101,17 @@ fn kiln_loads_what_skopeo_writes_with_matching_digests() {
 
     // Our store is an OCI layout: skopeo reads it directly.
     let docker_tar = kiln.scratch("skopeo-docker.tar");
-    skopeo(&format!("copy oci:{}:{full} docker-archive:{}:busybox:from-skopeo", layout.display(), docker_tar.display()));
+    skopeo(&format!(
+        "copy oci:{}:{full} docker-archive:{}:busybox:from-skopeo",
+        layout.display(),
+        docker_tar.display()
+    ));
     let oci_tar = kiln.scratch("skopeo-oci.tar");
-    skopeo(&format!("copy oci:{}:{full} oci-archive:{}:docker.io/library/busybox:from-skopeo-oci", layout.display(), oci_tar.display()));
+    skopeo(&format!(
+        "copy oci:{}:{full} oci-archive:{}:docker.io/library/busybox:from-skopeo-oci",
+        layout.display(),
+        oci_tar.display()
+    ));
 
     let fresh = Kiln::new();
     let out = fresh.ok(&["load", "-i", docker_tar.to_str().unwrap()]);
@@ -96,7 +128,11 @@ fn kiln_loads_what_skopeo_writes_with_matching_digests() {
     for image in ["busybox:from-skopeo", "busybox:from-skopeo-oci"] {
         let out = fresh.scratch("export.tar");
         fresh.ok(&["export", image, "-o", out.to_str().unwrap()]);
-        assert_eq!(tree_of(&fs::read(&out).unwrap()), tree_of(&rich_rootfs()), "{image}");
+        assert_eq!(
+            tree_of(&fs::read(&out).unwrap()),
+            tree_of(&rich_rootfs()),
+            "{image}"
+        );
     }
 }
 

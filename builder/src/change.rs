@@ -27,7 +27,9 @@ pub fn apply_change(config: &mut RunConfig, input: &str) -> Result<(), ChangeErr
         .map(|(k, a)| (k, a.trim()))
         .unwrap_or((trimmed, ""));
     if args.is_empty() {
-        return Err(err("expected an instruction and its arguments, e.g. CMD [\"sh\"]"));
+        return Err(err(
+            "expected an instruction and its arguments, e.g. CMD [\"sh\"]",
+        ));
     }
     match keyword.to_ascii_uppercase().as_str() {
         "CMD" => config.cmd = Some(command_form(args)),
@@ -59,7 +61,10 @@ pub fn apply_change(config: &mut RunConfig, input: &str) -> Result<(), ChangeErr
                         "{port:?} is not a port (NUMBER[/tcp|udp|sctp])"
                     )));
                 }
-                ports.insert(format!("{number}/{proto}"), Value::Object(Default::default()));
+                ports.insert(
+                    format!("{number}/{proto}"),
+                    Value::Object(Default::default()),
+                );
             }
         }
         "USER" => config.user = Some(single(args, "USER").map_err(|r| err(&r))?),
@@ -84,9 +89,7 @@ pub fn apply_change(config: &mut RunConfig, input: &str) -> Result<(), ChangeErr
                 volumes.insert(v, Value::Object(Default::default()));
             }
         }
-        "STOPSIGNAL" => {
-            config.stop_signal = Some(single(args, "STOPSIGNAL").map_err(|r| err(&r))?)
-        }
+        "STOPSIGNAL" => config.stop_signal = Some(single(args, "STOPSIGNAL").map_err(|r| err(&r))?),
         other => {
             return Err(err(&format!(
                 "{other} cannot be changed on import (supported: CMD, ENTRYPOINT, ENV, \
@@ -247,7 +250,16 @@ mod tests {
 
     #[test]
     fn refuses_what_import_cannot_change() {
-        for bad in ["RUN echo", "CMD", "EXPOSE http", "EXPOSE 80/icmp", "USER a b", "ENV", "LABEL =x", "ENV A=\"open"] {
+        for bad in [
+            "RUN echo",
+            "CMD",
+            "EXPOSE http",
+            "EXPOSE 80/icmp",
+            "USER a b",
+            "ENV",
+            "LABEL =x",
+            "ENV A=\"open",
+        ] {
             let mut c = RunConfig::default();
             assert!(apply_change(&mut c, bad).is_err(), "{bad}");
         }

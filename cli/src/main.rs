@@ -40,7 +40,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let root = cli.root.unwrap_or_else(kiln_store::ImageStore::default_root);
+    let root = cli
+        .root
+        .unwrap_or_else(kiln_store::ImageStore::default_root);
     let result = match cli.command {
         Command::Import(args) => commands::import::run(&root, args),
         Command::Export(args) => commands::export::run(&root, args),

@@ -91,7 +91,10 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 /// Where a command's archive goes: a file written under a temporary name and renamed into
 /// place only when complete, or stdout (refused on a terminal, as docker does).
 pub enum Sink {
-    File { tmp: tempfile::NamedTempFile, dest: PathBuf },
+    File {
+        tmp: tempfile::NamedTempFile,
+        dest: PathBuf,
+    },
     Stdout(io::Stdout),
 }
 
@@ -115,7 +118,9 @@ impl Sink {
             _ => {
                 let out = io::stdout();
                 if out.is_terminal() {
-                    bail!("refusing to write an archive to a terminal: use -o FILE or redirect stdout");
+                    bail!(
+                        "refusing to write an archive to a terminal: use -o FILE or redirect stdout"
+                    );
                 }
                 Ok(Sink::Stdout(out))
             }
@@ -124,7 +129,9 @@ impl Sink {
 
     pub fn writer(&mut self) -> Box<dyn Write + '_> {
         match self {
-            Sink::File { tmp, .. } => Box::new(io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut())),
+            Sink::File { tmp, .. } => {
+                Box::new(io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut()))
+            }
             Sink::Stdout(out) => Box::new(io::BufWriter::with_capacity(1 << 20, out.lock())),
         }
     }

@@ -167,7 +167,8 @@ impl BlobWriter {
         let file = buf
             .into_inner()
             .map_err(|e| Error::io("flushing a staging file", e.into_error()))?;
-        file.sync_all().ctx(|| "syncing a staging file".to_string())?;
+        file.sync_all()
+            .ctx(|| "syncing a staging file".to_string())?;
         Ok(StagedBlob {
             digest,
             size,

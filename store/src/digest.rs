@@ -62,13 +62,8 @@ fn validate_hex(hex: &str) -> std::result::Result<(), String> {
             hex.len()
         ));
     }
-    if let Some(bad) = hex
-        .chars()
-        .find(|c| !matches!(c, '0'..='9' | 'a'..='f'))
-    {
-        return Err(format!(
-            "{bad:?} is not a lowercase hex character"
-        ));
+    if let Some(bad) = hex.chars().find(|c| !matches!(c, '0'..='9' | 'a'..='f')) {
+        return Err(format!("{bad:?} is not a lowercase hex character"));
     }
     Ok(())
 }
@@ -146,7 +141,10 @@ mod tests {
             ("", "expected <algorithm>:<hex>"),
             (EMPTY, "expected <algorithm>:<hex>"),
             ("sha512:abcd", "unsupported algorithm"),
-            ("md5:d41d8cd98f00b204e9800998ecf8427e", "unsupported algorithm"),
+            (
+                "md5:d41d8cd98f00b204e9800998ecf8427e",
+                "unsupported algorithm",
+            ),
             ("sha256:abc", "64 hex characters"),
             (&format!("sha256:{}", EMPTY.to_uppercase()), "lowercase hex"),
             (&format!("sha256:{}g", &EMPTY[..63]), "lowercase hex"),

@@ -48,7 +48,9 @@ pub enum Error {
     #[error("malformed tar in {what}: {detail}")]
     BadTar { what: String, detail: String },
 
-    #[error("unknown compression in {what}: the first bytes are {magic} (expected plain tar, gzip or zstd)")]
+    #[error(
+        "unknown compression in {what}: the first bytes are {magic} (expected plain tar, gzip or zstd)"
+    )]
     UnknownCompression { what: String, magic: String },
 
     #[error("invalid JSON in {what}: {source}")]

@@ -74,7 +74,11 @@ fn split_whiteout(path: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     Some((dir.to_vec(), Some(target)))
 }
 
-fn open_layer(store: &ImageStore, image: &Image, i: usize) -> Result<(String, Box<dyn Read + Send>)> {
+fn open_layer(
+    store: &ImageStore,
+    image: &Image,
+    i: usize,
+) -> Result<(String, Box<dyn Read + Send>)> {
     let layer = &image.manifest.layers[i];
     let what = format!("layer {}", layer.digest);
     let file: File = store.blobs().open_blob(&layer.digest)?;
@@ -89,7 +93,11 @@ pub fn export_flat<W: Write>(store: &ImageStore, image: &Image, out: W) -> Resul
         let (what, reader) = open_layer(store, image, i)?;
         let mut archive = tar::Archive::new(reader);
         let (mut deleted, mut opaque) = (Vec::new(), Vec::new());
-        for (ordinal, entry) in archive.entries().map_err(|e| tar_error(&what, e))?.enumerate() {
+        for (ordinal, entry) in archive
+            .entries()
+            .map_err(|e| tar_error(&what, e))?
+            .enumerate()
+        {
             let entry = entry.map_err(|e| tar_error(&what, e))?;
             let path = normalise_path(&entry.path_bytes());
             if let Some((dir, target)) = split_whiteout(&path) {
@@ -114,7 +122,11 @@ pub fn export_flat<W: Write>(store: &ImageStore, image: &Image, out: W) -> Resul
     for i in 0..layers {
         let (what, reader) = open_layer(store, image, i)?;
         let mut archive = tar::Archive::new(reader);
-        for (ordinal, entry) in archive.entries().map_err(|e| tar_error(&what, e))?.enumerate() {
+        for (ordinal, entry) in archive
+            .entries()
+            .map_err(|e| tar_error(&what, e))?
+            .enumerate()
+        {
             let mut entry = entry.map_err(|e| tar_error(&what, e))?;
             let path = normalise_path(&entry.path_bytes());
             let shown = vis
@@ -136,8 +148,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        Compression, Descriptor, Digest, ImageConfig, LayerSink, Manifest, RootFs, media_type,
-        spec,
+        Compression, Descriptor, Digest, ImageConfig, LayerSink, Manifest, RootFs, media_type, spec,
     };
 
     enum E<'a> {
@@ -170,7 +181,11 @@ mod tests {
             }
         }
         let staged = b.into_inner().unwrap().finish().unwrap();
-        let d = Descriptor::new(staged.media_type(), staged.blob.digest.clone(), staged.blob.size);
+        let d = Descriptor::new(
+            staged.media_type(),
+            staged.blob.digest.clone(),
+            staged.blob.size,
+        );
         let diff = staged.diff_id.clone();
         staged.blob.commit(store.blobs(), None).unwrap();
         (d, diff)
@@ -181,22 +196,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::open(dir.path()).unwrap();
         let layers = [
-            layer(&store, &[
-                E::Dir("a"), E::File("a/f1", "1"), E::File("a/f2", "2"),
-                E::Dir("d"), E::File("d/x", "x"), E::Dir("d/sub"), E::File("d/sub/y", "y"),
-                E::Dir("e"), E::File("e/child", "c"),
-                E::File("g", "g"), E::Hard("h", "g"), E::File("w", "old"),
-            ]),
-            layer(&store, &[
-                E::File("a/.wh.f1", ""), E::File("d/.wh..wh..opq", ""), E::File("d/new", "n"),
-                E::File("z", "z"), E::File("w", "new"),
-            ]),
+            layer(
+                &store,
+                &[
+                    E::Dir("a"),
+                    E::File("a/f1", "1"),
+                    E::File("a/f2", "2"),
+                    E::Dir("d"),
+                    E::File("d/x", "x"),
+                    E::Dir("d/sub"),
+                    E::File("d/sub/y", "y"),
+                    E::Dir("e"),
+                    E::File("e/child", "c"),
+                    E::File("g", "g"),
+                    E::Hard("h", "g"),
+                    E::File("w", "old"),
+                ],
+            ),
+            layer(
+                &store,
+                &[
+                    E::File("a/.wh.f1", ""),
+                    E::File("d/.wh..wh..opq", ""),
+                    E::File("d/new", "n"),
+                    E::File("z", "z"),
+                    E::File("w", "new"),
+                ],
+            ),
             layer(&store, &[E::File("e", "now a file"), E::File(".wh.z", "")]),
         ];
         let config = ImageConfig {
             architecture: "amd64".into(),
             os: "linux".into(),
-            rootfs: RootFs { kind: "layers".into(), diff_ids: layers.iter().map(|l| l.1.clone()).collect() },
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: layers.iter().map(|l| l.1.clone()).collect(),
+            },
             ..ImageConfig::default()
         };
         let config_bytes = spec::to_json(&config);
@@ -204,13 +239,21 @@ mod tests {
             schema_version: 2,
             media_type: Some(media_type::OCI_MANIFEST.into()),
             artifact_type: None,
-            config: Descriptor::new(media_type::OCI_CONFIG, store.blobs().put_bytes(&config_bytes).unwrap(), config_bytes.len() as u64),
+            config: Descriptor::new(
+                media_type::OCI_CONFIG,
+                store.blobs().put_bytes(&config_bytes).unwrap(),
+                config_bytes.len() as u64,
+            ),
             layers: layers.iter().map(|l| l.0.clone()).collect(),
             subject: None,
             annotations: None,
         };
         let bytes = spec::to_json(&manifest);
-        let top = Descriptor::new(media_type::OCI_MANIFEST, store.blobs().put_bytes(&bytes).unwrap(), bytes.len() as u64);
+        let top = Descriptor::new(
+            media_type::OCI_MANIFEST,
+            store.blobs().put_bytes(&bytes).unwrap(),
+            bytes.len() as u64,
+        );
         let image = store.image(&top).unwrap();
 
         let mut out = Vec::new();
@@ -231,7 +274,16 @@ mod tests {
         }
         assert_eq!(
             seen,
-            ["a=", "a/f2=2", "d=", "g=g", "h=-> g", "d/new=n", "w=new", "e=now a file"],
+            [
+                "a=",
+                "a/f2=2",
+                "d=",
+                "g=g",
+                "h=-> g",
+                "d/new=n",
+                "w=new",
+                "e=now a file"
+            ],
         );
     }
 }

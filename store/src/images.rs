@@ -103,7 +103,13 @@ impl ImageStore {
     }
 
     pub fn entries(&self) -> Result<Vec<ImageEntry>> {
-        Ok(self.layout.index()?.manifests.into_iter().map(entry_of).collect())
+        Ok(self
+            .layout
+            .index()?
+            .manifests
+            .into_iter()
+            .map(entry_of)
+            .collect())
     }
 
     /// Find an image by reference (`busybox`, `host:5000/app:1`), by digest of its manifest
@@ -176,7 +182,9 @@ impl ImageStore {
     pub fn platform_manifest(&self, top: &Descriptor, platform: &Platform) -> Result<Descriptor> {
         let mut current = top.clone();
         for _ in 0..8 {
-            let bytes = self.blobs().read_verified(&current.digest, DOCUMENT_LIMIT)?;
+            let bytes = self
+                .blobs()
+                .read_verified(&current.digest, DOCUMENT_LIMIT)?;
             let what = format!("manifest {}", current.digest);
             match spec::document_kind(&bytes, Some(&current.media_type), &what)? {
                 DocumentKind::Manifest => return Ok(current),
@@ -190,7 +198,11 @@ impl ImageStore {
                     let chosen = images
                         .iter()
                         .find(|d| d.platform.as_ref().is_some_and(|p| p.matches(platform)))
-                        .or(if images.len() == 1 { images.first() } else { None })
+                        .or(if images.len() == 1 {
+                            images.first()
+                        } else {
+                            None
+                        })
                         .ok_or_else(|| Error::BadImage {
                             what: what.clone(),
                             detail: format!(
@@ -216,8 +228,10 @@ impl ImageStore {
     /// Point `reference` at `descriptor` (replacing what it pointed at), or, with no
     /// reference, record the image untagged unless it is already present.
     pub fn set(&self, reference: Option<&Reference>, descriptor: &Descriptor) -> Result<()> {
-        self.layout
-            .update_index(|index| Ok(set_in_index(index, reference, descriptor)))
+        self.layout.update_index(|index| {
+            set_in_index(index, reference, descriptor);
+            Ok(())
+        })
     }
 
     /// Remove a tag; returns the descriptor it pointed at.
@@ -236,10 +250,7 @@ impl ImageStore {
     /// Remove every index entry for this digest (tagged or not).
     pub fn remove_digest(&self, digest: &Digest) -> Result<Vec<ImageEntry>> {
         self.layout.update_index(|index| {
-            let (gone, kept) = index
-                .manifests
-                .drain(..)
-                .partition(|d| &d.digest == digest);
+            let (gone, kept) = index.manifests.drain(..).partition(|d| &d.digest == digest);
             index.manifests = kept;
             Ok(gone.into_iter().map(entry_of).collect())
         })
@@ -254,8 +265,8 @@ impl ImageStore {
             if !seen.insert(d.digest.clone()) {
                 continue;
             }
-            let is_doc = media_type::is_manifest(&d.media_type)
-                || media_type::is_index(&d.media_type);
+            let is_doc =
+                media_type::is_manifest(&d.media_type) || media_type::is_index(&d.media_type);
             if !is_doc || !self.blobs().contains(&d.digest) {
                 continue;
             }

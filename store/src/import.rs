@@ -63,8 +63,16 @@ pub fn import_rootfs<R: Read + Send>(
         ..ImageConfig::default()
     };
     let config_bytes = spec::to_json(&config);
-    let layer_desc = Descriptor::new(layer.media_type(), layer.blob.digest.clone(), layer.blob.size);
-    let config_desc = Descriptor::new(OCI_CONFIG, crate::Digest::of(&config_bytes), config_bytes.len() as u64);
+    let layer_desc = Descriptor::new(
+        layer.media_type(),
+        layer.blob.digest.clone(),
+        layer.blob.size,
+    );
+    let config_desc = Descriptor::new(
+        OCI_CONFIG,
+        crate::Digest::of(&config_bytes),
+        config_bytes.len() as u64,
+    );
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.into()),

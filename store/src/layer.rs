@@ -17,8 +17,8 @@ use std::{
 use tar::{EntryType, Header};
 
 use crate::{
-    BlobStore, BlobWriter, Compression, Digest, DigestWriter, Encoder, Error, Result,
-    StagedBlob, error::IoContext,
+    BlobStore, BlobWriter, Compression, Digest, DigestWriter, Encoder, Error, Result, StagedBlob,
+    error::IoContext,
 };
 
 /// Write an uncompressed layer tar into it; `finish` gives the staged compressed blob and the
@@ -143,9 +143,8 @@ impl<W: Write> LayerWriter<W> {
                 let mut wh = name.clone().into_encoded_bytes();
                 wh.splice(0..0, WHITEOUT_PREFIX.bytes());
                 let wh_path = rel.with_file_name(
-                    String::from_utf8(wh).unwrap_or_else(|e| {
-                        String::from_utf8_lossy(e.as_bytes()).into_owned()
-                    }),
+                    String::from_utf8(wh)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
                 );
                 self.append_whiteout(&wh_path, &meta)?;
                 continue;
@@ -248,7 +247,11 @@ impl<W: Write> LayerWriter<W> {
     }
 
     /// Copy an entry of another archive under a new path, keeping its header, xattrs and link.
-    pub fn append_entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, path: &[u8]) -> Result<()> {
+    pub fn append_entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        path: &[u8],
+    ) -> Result<()> {
         let path_str = String::from_utf8_lossy(path).into_owned();
         let ctx = || format!("copying {path_str}");
         let xattrs: Vec<(String, Vec<u8>)> = match entry.pax_extensions().ctx(ctx)? {
@@ -293,7 +296,12 @@ fn read_xattrs(path: &Path, skip_overlay: bool) -> Result<BTreeMap<String, Vec<u
         Ok(names) => names,
         // Filesystems without xattr support simply have none.
         Err(e) if e.raw_os_error() == Some(95) => return Ok(out),
-        Err(e) => return Err(Error::io(format!("listing xattrs of {}", path.display()), e)),
+        Err(e) => {
+            return Err(Error::io(
+                format!("listing xattrs of {}", path.display()),
+                e,
+            ));
+        }
     };
     for name in names {
         let Some(name) = name.to_str().map(str::to_string) else {
@@ -326,7 +334,16 @@ mod tests {
     use super::*;
 
     /// (path, type, mode, link target, xattrs, device) of every entry.
-    fn listing(tar: &[u8]) -> Vec<(String, EntryType, u32, String, BTreeMap<String, Vec<u8>>, (u32, u32))> {
+    type Listing = Vec<(
+        String,
+        EntryType,
+        u32,
+        String,
+        BTreeMap<String, Vec<u8>>,
+        (u32, u32),
+    )>;
+
+    fn listing(tar: &[u8]) -> Listing {
         let mut out = Vec::new();
         let mut a = tar::Archive::new(tar);
         for e in a.entries().unwrap() {
@@ -345,7 +362,10 @@ mod tests {
                 e.path().unwrap().display().to_string(),
                 h.entry_type(),
                 h.mode().unwrap(),
-                e.link_name().unwrap().map(|l| l.display().to_string()).unwrap_or_default(),
+                e.link_name()
+                    .unwrap()
+                    .map(|l| l.display().to_string())
+                    .unwrap_or_default(),
                 x,
                 (
                     h.device_major().ok().flatten().unwrap_or(0),
@@ -377,14 +397,20 @@ mod tests {
         let names: Vec<_> = l.iter().map(|e| e.0.as_str()).collect();
         let long = format!("long-{}", "x".repeat(150));
         // Sorted by name, parents before children.
-        assert_eq!(names, ["a-link", "b", "b/deep", "b/deep/file", long.as_str(), "sym"]);
+        assert_eq!(
+            names,
+            ["a-link", "b", "b/deep", "b/deep/file", long.as_str(), "sym"]
+        );
         // The first path archived holds the data; the second is a link to it.
         assert_eq!(l[0].1, EntryType::Regular);
         assert_eq!(l[3].1, EntryType::Link);
         assert_eq!(l[3].3, "a-link");
         assert_eq!(l[5].1, EntryType::Symlink);
         assert_eq!(l[5].3, "/b/deep/file");
-        assert_eq!(l[0].4.get("user.kiln").map(Vec::as_slice), Some(&b"value"[..]));
+        assert_eq!(
+            l[0].4.get("user.kiln").map(Vec::as_slice),
+            Some(&b"value"[..])
+        );
     }
 
     #[test]
@@ -415,13 +441,17 @@ mod tests {
     fn device_nodes_fifos_and_overlay_whiteouts() {
         if !is_root() {
             // mknod of devices needs root; CI runs as root, so there this always runs.
-            assert!(std::env::var_os("CI").is_none(), "CI must run the tests as root");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the tests as root"
+            );
             eprintln!("skipping: device nodes need root");
             return;
         }
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
-        let mknod = |args: &[&str]| assert!(Command::new("mknod").args(args).status().unwrap().success());
+        let mknod =
+            |args: &[&str]| assert!(Command::new("mknod").args(args).status().unwrap().success());
         mknod(&[r.join("null").to_str().unwrap(), "c", "1", "3"]);
         mknod(&[r.join("loop9").to_str().unwrap(), "b", "7", "9"]);
         mknod(&[r.join("fifo").to_str().unwrap(), "p"]);
@@ -439,7 +469,11 @@ mod tests {
         );
         w.append_tree(r).unwrap();
         let l = listing(&w.finish().unwrap());
-        let find = |p: &str| l.iter().find(|e| e.0 == p).unwrap_or_else(|| panic!("{p} in {l:?}"));
+        let find = |p: &str| {
+            l.iter()
+                .find(|e| e.0 == p)
+                .unwrap_or_else(|| panic!("{p} in {l:?}"))
+        };
         assert_eq!(find("null").1, EntryType::Char);
         assert_eq!(find("null").5, (1, 3));
         assert_eq!(find("loop9").1, EntryType::Block);
@@ -448,7 +482,10 @@ mod tests {
         assert_eq!(find(".wh.gone").1, EntryType::Regular);
         assert!(l.iter().all(|e| e.0 != "gone"));
         assert_eq!(find("opaque/.wh..wh..opq").1, EntryType::Regular);
-        assert!(find("opaque").4.is_empty(), "overlay xattrs are not archived");
+        assert!(
+            find("opaque").4.is_empty(),
+            "overlay xattrs are not archived"
+        );
         find("opaque/kept");
     }
 
@@ -460,7 +497,10 @@ mod tests {
         for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
             let mut w = LayerWriter::new(
                 LayerSink::new(&store, compression).unwrap(),
-                LayerOptions { mtime: Some(0), overlay_whiteouts: false },
+                LayerOptions {
+                    mtime: Some(0),
+                    overlay_whiteouts: false,
+                },
             );
             w.append_tree(tree.path()).unwrap();
             let staged = w.finish().unwrap().finish().unwrap();
@@ -468,7 +508,10 @@ mod tests {
             let bytes = fs::read(staged.blob.path()).unwrap();
             assert_eq!(crate::Digest::of(&bytes), staged.blob.digest);
             let mut plain = Vec::new();
-            crate::decoder(compression, &bytes[..], "t").unwrap().read_to_end(&mut plain).unwrap();
+            crate::decoder(compression, &bytes[..], "t")
+                .unwrap()
+                .read_to_end(&mut plain)
+                .unwrap();
             assert_eq!(crate::Digest::of(&plain), staged.diff_id);
             assert_eq!(plain.len() as u64, staged.uncompressed_size);
             if compression == Compression::None {

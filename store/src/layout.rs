@@ -84,7 +84,9 @@ impl ImageLayout {
     pub fn index(&self) -> Result<Index> {
         let path = self.root.join("index.json");
         let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
-        let meta = file.metadata().ctx(|| format!("reading {}", path.display()))?;
+        let meta = file
+            .metadata()
+            .ctx(|| format!("reading {}", path.display()))?;
         if meta.len() > INDEX_LIMIT {
             return Err(Error::BadLayout {
                 path: self.root.clone(),

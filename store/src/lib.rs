@@ -25,7 +25,9 @@ pub use error::{Error, Result};
 pub use flatten::export_flat;
 pub use images::{GcReport, Image, ImageEntry, ImageStore};
 pub use import::{ImportOptions, Imported, Tee, import_rootfs};
-pub use layer::{LayerOptions, LayerSink, LayerWriter, OPAQUE_WHITEOUT, StagedLayer, WHITEOUT_PREFIX};
+pub use layer::{
+    LayerOptions, LayerSink, LayerWriter, OPAQUE_WHITEOUT, StagedLayer, WHITEOUT_PREFIX,
+};
 pub use layout::{ImageLayout, LayoutLock};
 pub use reference::Reference;
 pub use spec::{Descriptor, History, ImageConfig, Index, Manifest, Platform, RootFs, RunConfig};

@@ -42,7 +42,11 @@ impl Reference {
         let (rest, digest) = match input.split_once('@') {
             Some((rest, digest)) => (
                 rest,
-                Some(digest.parse::<Digest>().map_err(|e| invalid(&e.to_string()))?),
+                Some(
+                    digest
+                        .parse::<Digest>()
+                        .map_err(|e| invalid(&e.to_string()))?,
+                ),
             ),
             None => (input, None),
         };
@@ -173,7 +177,9 @@ fn validate_domain(domain: &str) -> std::result::Result<(), String> {
     }
     for label in host.split('.') {
         let ok = !label.is_empty()
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
@@ -270,15 +276,47 @@ mod tests {
     #[test]
     fn normalises_like_docker() {
         for (input, full, familiar) in [
-            ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
-            ("busybox:1.36", "docker.io/library/busybox:1.36", "busybox:1.36"),
+            (
+                "busybox",
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
+            (
+                "busybox:1.36",
+                "docker.io/library/busybox:1.36",
+                "busybox:1.36",
+            ),
             ("team/app:v1", "docker.io/team/app:v1", "team/app:v1"),
-            ("index.docker.io/library/x", "docker.io/library/x:latest", "x:latest"),
-            ("localhost/app", "localhost/app:latest", "localhost/app:latest"),
-            ("localhost:5000/a/b/c:t", "localhost:5000/a/b/c:t", "localhost:5000/a/b/c:t"),
-            ("127.0.0.1:5000/app", "127.0.0.1:5000/app:latest", "127.0.0.1:5000/app:latest"),
-            ("registry.example/app:1.2", "registry.example/app:1.2", "registry.example/app:1.2"),
-            ("ab__c/e--f.g", "docker.io/ab__c/e--f.g:latest", "ab__c/e--f.g:latest"),
+            (
+                "index.docker.io/library/x",
+                "docker.io/library/x:latest",
+                "x:latest",
+            ),
+            (
+                "localhost/app",
+                "localhost/app:latest",
+                "localhost/app:latest",
+            ),
+            (
+                "localhost:5000/a/b/c:t",
+                "localhost:5000/a/b/c:t",
+                "localhost:5000/a/b/c:t",
+            ),
+            (
+                "127.0.0.1:5000/app",
+                "127.0.0.1:5000/app:latest",
+                "127.0.0.1:5000/app:latest",
+            ),
+            (
+                "registry.example/app:1.2",
+                "registry.example/app:1.2",
+                "registry.example/app:1.2",
+            ),
+            (
+                "ab__c/e--f.g",
+                "docker.io/ab__c/e--f.g:latest",
+                "ab__c/e--f.g:latest",
+            ),
         ] {
             let r = Reference::parse(input).unwrap();
             assert_eq!(r.to_string(), full, "{input}");
@@ -314,7 +352,10 @@ mod tests {
             &format!("a:{}", "t".repeat(129)),
             &"a".repeat(256),
         ] {
-            assert!(Reference::parse(input).is_err(), "{input:?} should be rejected");
+            assert!(
+                Reference::parse(input).is_err(),
+                "{input:?} should be rejected"
+            );
         }
     }
 }

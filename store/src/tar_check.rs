@@ -50,9 +50,7 @@ pub fn check_tar<R: Read>(reader: R, what: &str) -> Result<TarSummary> {
     if consumed < next_header + BLOCK {
         return Err(Error::Truncated {
             what: what.to_string(),
-            detail: format!(
-                "no end-of-archive marker after {entries} entries ({consumed} bytes)"
-            ),
+            detail: format!("no end-of-archive marker after {entries} entries ({consumed} bytes)"),
         });
     }
     io::copy(&mut inner, &mut io::sink()).map_err(|e| tar_error(what, e))?;
@@ -78,8 +76,7 @@ pub fn tar_error(what: &str, err: io::Error) -> Error {
             what: what.to_string(),
             detail: message,
         }
-    } else if source.kind() == io::ErrorKind::Other || source.kind() == io::ErrorKind::InvalidData
-    {
+    } else if source.kind() == io::ErrorKind::Other || source.kind() == io::ErrorKind::InvalidData {
         Error::BadTar {
             what: what.to_string(),
             detail: message,

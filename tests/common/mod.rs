@@ -164,7 +164,10 @@ pub fn sh(script: &str) -> String {
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     require_tool("busybox");
     let out = dir.join("busybox-rootfs.tar");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/make-busybox-rootfs.sh");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/make-busybox-rootfs.sh"
+    );
     let status = Command::new(script).arg(&out).status().unwrap();
     assert!(status.success(), "the busybox fixture script failed");
     out
@@ -174,7 +177,7 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
 /// xattrs, device nodes, a fifo, long and non-ASCII names, an empty file.
 pub fn rich_rootfs() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut entry = |path: &str, kind: EntryType, mode: u32, owner: (u64, u64), data: &[u8]| {
+    let entry = |path: &str, kind: EntryType, mode: u32, owner: (u64, u64), data: &[u8]| {
         let mut h = Header::new_gnu();
         h.set_entry_type(kind);
         h.set_mode(mode);
@@ -187,21 +190,63 @@ pub fn rich_rootfs() -> Vec<u8> {
     let mut entries = vec![
         entry("./", EntryType::Directory, 0o755, (0, 0), b""),
         entry("./etc/", EntryType::Directory, 0o755, (0, 0), b""),
-        entry("./etc/shadow", EntryType::Regular, 0o640, (0, 42), b"root:*:1::::::\n"),
+        entry(
+            "./etc/shadow",
+            EntryType::Regular,
+            0o640,
+            (0, 42),
+            b"root:*:1::::::\n",
+        ),
         entry("./home/", EntryType::Directory, 0o755, (0, 0), b""),
-        entry("./home/user/", EntryType::Directory, 0o700, (1000, 1000), b""),
-        entry("./home/user/empty", EntryType::Regular, 0o600, (1000, 1000), b""),
+        entry(
+            "./home/user/",
+            EntryType::Directory,
+            0o700,
+            (1000, 1000),
+            b"",
+        ),
+        entry(
+            "./home/user/empty",
+            EntryType::Regular,
+            0o600,
+            (1000, 1000),
+            b"",
+        ),
         entry("./usr/", EntryType::Directory, 0o755, (0, 0), b""),
         entry("./usr/bin/", EntryType::Directory, 0o755, (0, 0), b""),
-        entry("./usr/bin/tool", EntryType::Regular, 0o4755, (0, 0), b"#!/bin/sh\necho tool\n"),
-        entry("./usr/bin/ünïcödé", EntryType::Regular, 0o644, (0, 0), b"utf-8 name"),
+        entry(
+            "./usr/bin/tool",
+            EntryType::Regular,
+            0o4755,
+            (0, 0),
+            b"#!/bin/sh\necho tool\n",
+        ),
+        entry(
+            "./usr/bin/ünïcödé",
+            EntryType::Regular,
+            0o644,
+            (0, 0),
+            b"utf-8 name",
+        ),
         entry("./tmp/", EntryType::Directory, 0o1777, (0, 0), b""),
     ];
     let long_dir = format!("./usr/share/{}/", "deep-directory-name".repeat(8));
     let long = format!("{long_dir}file");
-    entries.push(entry("./usr/share/", EntryType::Directory, 0o755, (0, 0), b""));
+    entries.push(entry(
+        "./usr/share/",
+        EntryType::Directory,
+        0o755,
+        (0, 0),
+        b"",
+    ));
     entries.push(entry(&long_dir, EntryType::Directory, 0o755, (0, 0), b""));
-    entries.push(entry(&long, EntryType::Regular, 0o644, (0, 0), &[7u8; 70_000]));
+    entries.push(entry(
+        &long,
+        EntryType::Regular,
+        0o644,
+        (0, 0),
+        &[7u8; 70_000],
+    ));
     for (h, path, data) in entries {
         let mut h = h;
         b.append_data(&mut h, &path, &data[..]).unwrap();
@@ -218,11 +263,13 @@ pub fn rich_rootfs() -> Vec<u8> {
     let mut h = blank();
     h.set_entry_type(EntryType::Link);
     h.set_mode(0o4755);
-    b.append_link(&mut h, "./usr/bin/tool-link", "./usr/bin/tool").unwrap();
+    b.append_link(&mut h, "./usr/bin/tool-link", "./usr/bin/tool")
+        .unwrap();
     let mut h = blank();
     h.set_entry_type(EntryType::Symlink);
     h.set_mode(0o777);
-    b.append_link(&mut h, "./usr/bin/sh", "/bin/busybox").unwrap();
+    b.append_link(&mut h, "./usr/bin/sh", "/bin/busybox")
+        .unwrap();
     b.append_link(&mut h, "./usr/lib", "../lib").unwrap();
     for (path, kind, major, minor) in [
         ("./dev-null", EntryType::Char, 1, 3),
@@ -242,7 +289,9 @@ pub fn rich_rootfs() -> Vec<u8> {
         // What `setcap cap_net_raw+ep` writes: VFS_CAP_REVISION_2 | effective, bit 13 permitted.
         (
             "SCHILY.xattr.security.capability",
-            &[1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..],
+            &[
+                1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ][..],
         ),
     ])
     .unwrap();
@@ -250,7 +299,8 @@ pub fn rich_rootfs() -> Vec<u8> {
     h.set_entry_type(EntryType::Regular);
     h.set_mode(0o755);
     h.set_size(4);
-    b.append_data(&mut h, "./usr/bin/ping", &b"ping"[..]).unwrap();
+    b.append_data(&mut h, "./usr/bin/ping", &b"ping"[..])
+        .unwrap();
     b.into_inner().unwrap()
 }
 
@@ -258,9 +308,14 @@ pub fn rich_rootfs() -> Vec<u8> {
 pub fn decompress(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .unwrap();
     } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        zstd::stream::read::Decoder::new(bytes).unwrap().read_to_end(&mut out).unwrap();
+        zstd::stream::read::Decoder::new(bytes)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
     } else {
         out = bytes.to_vec();
     }
@@ -289,7 +344,9 @@ pub fn tree_of(tar_bytes: &[u8]) -> BTreeMap<String, String> {
         let kind = h.entry_type();
         let link = match kind {
             EntryType::Link => normalise(&e.link_name_bytes().unwrap()),
-            EntryType::Symlink => String::from_utf8_lossy(&e.link_name_bytes().unwrap()).into_owned(),
+            EntryType::Symlink => {
+                String::from_utf8_lossy(&e.link_name_bytes().unwrap()).into_owned()
+            }
             _ => String::new(),
         };
         let dev = match kind {
@@ -316,7 +373,10 @@ pub fn tree_of(tar_bytes: &[u8]) -> BTreeMap<String, String> {
 
 fn normalise(raw: &[u8]) -> String {
     let s = String::from_utf8_lossy(raw);
-    let parts: Vec<&str> = s.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let parts: Vec<&str> = s
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     if parts.is_empty() {
         ".".into()
     } else {
@@ -325,7 +385,11 @@ fn normalise(raw: &[u8]) -> String {
 }
 
 /// An old-style Docker archive (`docker save` before 25): `<id>/layer.tar`, `<hex>.json`.
-pub fn docker_archive(config: &serde_json::Value, layers: &[(&str, Vec<u8>)], tags: &[&str]) -> Vec<u8> {
+pub fn docker_archive(
+    config: &serde_json::Value,
+    layers: &[(&str, Vec<u8>)],
+    tags: &[&str],
+) -> Vec<u8> {
     let config_bytes = serde_json::to_vec(config).unwrap();
     let config_name = format!("{}.json", hex::encode(Sha256::digest(&config_bytes)));
     let manifest = serde_json::json!([{
@@ -333,9 +397,15 @@ pub fn docker_archive(config: &serde_json::Value, layers: &[(&str, Vec<u8>)], ta
         "RepoTags": tags,
         "Layers": layers.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
     }]);
-    let mut files: Vec<(String, Vec<u8>)> = layers.iter().map(|(n, b)| (n.to_string(), b.clone())).collect();
+    let mut files: Vec<(String, Vec<u8>)> = layers
+        .iter()
+        .map(|(n, b)| (n.to_string(), b.clone()))
+        .collect();
     files.push((config_name, config_bytes));
-    files.push(("manifest.json".into(), serde_json::to_vec(&manifest).unwrap()));
+    files.push((
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
     tar_of_files(&files)
 }
 

@@ -46,6 +46,9 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     if let Some(top) = rows.first_mut() {
         top[0] = image.id().short().to_string();
     }
-    print_table(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows);
+    print_table(
+        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+        &rows,
+    );
     Ok(())
 }

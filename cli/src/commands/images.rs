@@ -122,7 +122,10 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
                 ]
             })
             .collect();
-        print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &table);
+        print_table(
+            &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+            &table,
+        );
     }
     Ok(())
 }

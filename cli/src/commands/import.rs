@@ -56,7 +56,10 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     for change in &args.changes {
         kiln_builder::change::apply_change(&mut config, change)?;
     }
-    let created = match std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()) {
+    let created = match std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         Some(secs) => SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),
         None => SystemTime::now(),
     };
@@ -73,9 +76,12 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         },
         created: humantime::format_rfc3339_seconds(created).to_string(),
         config,
-        comment: args
-            .message
-            .unwrap_or_else(|| format!("Imported from {}", if what == "standard input" { "-" } else { &what })),
+        comment: args.message.unwrap_or_else(|| {
+            format!(
+                "Imported from {}",
+                if what == "standard input" { "-" } else { &what }
+            )
+        }),
         platform: match args.platform {
             Some(p) => parse_platform(&p)?,
             None => Platform::host(),

@@ -18,7 +18,11 @@ pub struct Args {
 pub fn run(root: &Path, args: Args) -> Result<()> {
     let store = open_store(root)?;
     let report = store.gc(true, args.dry_run)?;
-    let verb = if args.dry_run { "Would remove" } else { "Removed" };
+    let verb = if args.dry_run {
+        "Would remove"
+    } else {
+        "Removed"
+    };
     for digest in &report.untagged {
         println!("{verb} untagged image {digest}");
     }

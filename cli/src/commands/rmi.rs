@@ -36,7 +36,10 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         println!("Deleted: {digest}");
     }
     if failed > 0 {
-        bail!("{failed} of {} images could not be removed", args.images.len());
+        bail!(
+            "{failed} of {} images could not be removed",
+            args.images.len()
+        );
     }
     Ok(())
 }
@@ -57,9 +60,7 @@ fn remove_one(store: &kiln_store::ImageStore, name: &str, force: bool) -> Result
         .filter(|e| e.descriptor.digest == entry.descriptor.digest && e.reference.is_some())
         .count();
     if names > 1 && !force {
-        bail!(
-            "image {name} has {names} names; remove them by name, or use --force to remove all"
-        );
+        bail!("image {name} has {names} names; remove them by name, or use --force to remove all");
     }
     for gone in store.remove_digest(&entry.descriptor.digest)? {
         if let Some(r) = gone.reference {

@@ -14,8 +14,8 @@ use tar::EntryType;
 
 use super::{DockerManifestItem, INDEX_JSON, MANIFEST_JSON, OCI_LAYOUT, REPOSITORIES};
 use crate::{
-    Compression, CountingReader, Descriptor, Digest, DigestReader, Error, ImageConfig,
-    ImageStore, Index, Manifest, Reference, Result, StagedBlob, check_tar,
+    Compression, CountingReader, Descriptor, Digest, DigestReader, Error, ImageConfig, ImageStore,
+    Index, Manifest, Reference, Result, StagedBlob, check_tar,
     images::{CONFIG_LIMIT, DOCUMENT_LIMIT, set_in_index},
     looks_like_tar,
     media_type::{self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_CONFIG, OCI_MANIFEST},
@@ -152,7 +152,10 @@ fn read_archive<R: Read>(store: &ImageStore, reader: R, what: &str) -> Result<Co
                 .read_to_end(&mut bytes)
                 .map_err(|e| tar_error(what, e))?;
             if bytes.len() as u64 > DOCUMENT_LIMIT {
-                return Err(Error::archive(what, format!("{path} is over {DOCUMENT_LIMIT} bytes")));
+                return Err(Error::archive(
+                    what,
+                    format!("{path} is over {DOCUMENT_LIMIT} bytes"),
+                ));
             }
             check_length(what, &path, size, bytes.len() as u64)?;
             StagedFile {
@@ -474,7 +477,10 @@ fn clone_error(e: &Error) -> Error {
 }
 
 fn plan_oci(contents: &mut Contents, plan: &mut Plan, what: &str) -> Result<()> {
-    let index: Index = spec::from_json(contents.json(INDEX_JSON, "the archive", what)?, &format!("{what}: index.json"))?;
+    let index: Index = spec::from_json(
+        contents.json(INDEX_JSON, "the archive", what)?,
+        &format!("{what}: index.json"),
+    )?;
     // Docker archives carry RepoTags beside the index: a fallback for bare ref.name tags.
     let docker_tags = docker_tags_by_config(contents, what);
     for top in &index.manifests {
@@ -575,7 +581,13 @@ fn verify_document(
                 let p = verify_blob(contents, plan, layer, &manifest_name, what)?;
                 layer_paths.push((p, Some(layer.media_type.as_str())));
             }
-            verify_layers(contents, &layer_paths, &config, &format!("config {}", m.config.digest), what)?;
+            verify_layers(
+                contents,
+                &layer_paths,
+                &config,
+                &format!("config {}", m.config.digest),
+                what,
+            )?;
             Ok(Some(m.config.digest))
         }
         DocumentKind::Index => {

@@ -62,7 +62,10 @@ pub fn save<W: Write>(
     append_dir(&mut tar, "blobs/sha256/", mtime)?;
     for digest in &plan.blobs {
         let file = store.blobs().open_blob(digest)?;
-        let size = file.metadata().ctx(|| format!("reading blob {digest}"))?.len();
+        let size = file
+            .metadata()
+            .ctx(|| format!("reading blob {digest}"))?
+            .len();
         let mut h = header(EntryType::Regular, 0o444, mtime);
         h.set_size(size);
         let path = format!("blobs/sha256/{}", digest.hex());
@@ -108,7 +111,10 @@ impl Plan {
                     entry.set_annotation(ANNOTATION_REF_NAME, tag);
                 }
             }
-            let key = (entry.digest.clone(), request.reference.as_ref().map(|r| r.to_string()));
+            let key = (
+                entry.digest.clone(),
+                request.reference.as_ref().map(|r| r.to_string()),
+            );
             if seen_top.insert(key) {
                 index.manifests.push(entry);
             }
@@ -214,7 +220,12 @@ fn header(kind: EntryType, mode: u32, mtime: u64) -> Header {
     h
 }
 
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8], mtime: u64) -> Result<()> {
+fn append_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    bytes: &[u8],
+    mtime: u64,
+) -> Result<()> {
     let mut h = header(EntryType::Regular, 0o444, mtime);
     h.set_size(bytes.len() as u64);
     tar.append_data(&mut h, path, bytes)
