@@ -116,6 +116,7 @@ impl Contents {
 
 fn read_archive<R: Read>(store: &ImageStore, reader: R, what: &str) -> Result<Contents> {
     let mut contents = Contents::default();
+    let pool = ChunkPool::new();
     let mut archive = tar::Archive::new(CountingReader::new(reader));
     let mut next_header = 0u64;
     let mut count = 0u64;
@@ -166,7 +167,7 @@ fn read_archive<R: Read>(store: &ImageStore, reader: R, what: &str) -> Result<Co
                 layer: None,
             }
         } else {
-            let (file, verifier) = stage(store, &mut entry, &path, size, what)?;
+            let (file, verifier) = stage(store, &pool, &mut entry, &path, size, what)?;
             if let Some(v) = verifier {
                 verifiers.push((path.clone(), v));
             }
@@ -204,6 +205,7 @@ fn check_length(what: &str, path: &str, expected: u64, actual: u64) -> Result<()
 /// Copy one archive member into a staging blob; start a verifier if it looks like a layer.
 fn stage<R: Read>(
     store: &ImageStore,
+    pool: &ChunkPool,
     entry: &mut R,
     path: &str,
     size: u64,
@@ -214,7 +216,7 @@ fn stage<R: Read>(
     let mut json: Option<Vec<u8>> = None;
     let mut total = 0u64;
     loop {
-        let mut chunk = vec![0u8; CHUNK];
+        let mut chunk = pool.take();
         let n = read_full(entry, &mut chunk).map_err(|e| tar_error(what, e))?;
         if n == 0 {
             break;
@@ -224,7 +226,10 @@ fn stage<R: Read>(
             let is_layer =
                 Compression::from_magic(&chunk) != Compression::None || looks_like_tar(&chunk);
             if is_layer {
-                verifier = Some(LayerVerifier::spawn(format!("{what}: layer {path}")));
+                verifier = Some(LayerVerifier::spawn(
+                    format!("{what}: layer {path}"),
+                    pool.returns(),
+                ));
             } else if size <= CONFIG_LIMIT && chunk.trim_ascii_start().starts_with(b"{") {
                 json = Some(Vec::with_capacity(size as usize));
             }
@@ -235,8 +240,9 @@ fn stage<R: Read>(
         if let Some(json) = json.as_mut() {
             json.extend_from_slice(&chunk);
         }
-        if let Some(v) = verifier.as_mut() {
-            v.send(chunk);
+        match verifier.as_mut() {
+            Some(v) => v.send(chunk),
+            None => pool.give(chunk),
         }
     }
     check_length(what, path, size, total)?;
@@ -292,13 +298,14 @@ struct LayerVerifier {
 }
 
 impl LayerVerifier {
-    fn spawn(what: String) -> LayerVerifier {
+    fn spawn(what: String, returns: SyncSender<Vec<u8>>) -> LayerVerifier {
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
         let handle = std::thread::spawn(move || {
             let reader = ChannelReader {
                 rx,
                 chunk: Vec::new(),
                 pos: 0,
+                returns,
             };
             let (compression, decoded) = open_tar_stream(reader, &what)?;
             let mut hashed = DigestReader::new(decoded);
@@ -336,6 +343,8 @@ struct ChannelReader {
     rx: Receiver<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
+    /// Spent chunks go back to the loader's pool.
+    returns: SyncSender<Vec<u8>>,
 }
 
 impl Read for ChannelReader {
@@ -343,7 +352,10 @@ impl Read for ChannelReader {
         while self.pos == self.chunk.len() {
             match self.rx.recv() {
                 Ok(chunk) => {
-                    self.chunk = chunk;
+                    let spent = std::mem::replace(&mut self.chunk, chunk);
+                    if spent.capacity() == CHUNK {
+                        let _ = self.returns.try_send(spent);
+                    }
                     self.pos = 0;
                 }
                 Err(_) => return Ok(0), // sender gone: end of the member
@@ -353,6 +365,34 @@ impl Read for ChannelReader {
         buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+/// Chunks recycled between the loader and its verifier threads: no fresh 1 MiB buffer
+/// (page faults, zeroing) per MiB moved.
+struct ChunkPool {
+    tx: SyncSender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+}
+
+impl ChunkPool {
+    fn new() -> ChunkPool {
+        let (tx, rx) = sync_channel(CHANNEL_DEPTH * 2 + 2);
+        ChunkPool { tx, rx }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        let mut chunk = self.rx.try_recv().unwrap_or_default();
+        chunk.resize(CHUNK, 0);
+        chunk
+    }
+
+    fn give(&self, chunk: Vec<u8>) {
+        let _ = self.tx.try_send(chunk);
+    }
+
+    fn returns(&self) -> SyncSender<Vec<u8>> {
+        self.tx.clone()
     }
 }
 
