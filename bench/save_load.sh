@@ -7,6 +7,7 @@
 # 20,000 small files. For each: wall time (median of RUNS) and peak RSS of
 #   save: kiln save (store -> archive)     vs  skopeo copy oci:STORE -> oci-archive:FILE
 #   load: kiln load (archive -> store)     vs  skopeo copy oci-archive:FILE -> oci:DIR
+#   load of an uncompressed Docker archive  vs  skopeo copy docker-archive:FILE -> oci:DIR
 # MB/s is the archive's size over the wall time; ratio is skopeo's time over kiln's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,5 +70,14 @@ for image in big small; do
     read -r kl klrss < <(measure "rm -rf $work/load-store" env KILN_ROOT="$work/load-store" "$KILN" load -q -i "$ktar")
     read -r sl slrss < <(measure "rm -rf $work/load-oci" skopeo copy -q "oci-archive:$ktar:1" "oci:$work/load-oci:t")
     echo "| $image | load | $kl | $(mbps "$size" "$kl") | $((klrss / 1024)) MiB | $sl | $(mbps "$size" "$sl") | $((slrss / 1024)) MiB | $(ratio "$sl" "$kl") |"
-    rm -f "$ktar" "$star"
+
+    # A Docker archive with uncompressed layers, as skopeo docker-archive: and docker save
+    # write them: kiln load vs skopeo copy docker-archive: -> oci:.
+    dtar=$work/$image-docker.tar
+    skopeo copy -q "oci:$KILN_ROOT/images:$ref" "docker-archive:$dtar:$image:1"
+    dsize=$(stat -c %s "$dtar")
+    read -r kd kdrss < <(measure "rm -rf $work/load-store" env KILN_ROOT="$work/load-store" "$KILN" load -q -i "$dtar")
+    read -r sd sdrss < <(measure "rm -rf $work/load-oci" skopeo copy -q "docker-archive:$dtar" "oci:$work/load-oci:t")
+    echo "| $image | load docker-archive (uncompressed) | $kd | $(mbps "$dsize" "$kd") | $((kdrss / 1024)) MiB | $sd | $(mbps "$dsize" "$sd") | $((sdrss / 1024)) MiB | $(ratio "$sd" "$kd") |"
+    rm -f "$ktar" "$star" "$dtar"
 done

@@ -8,15 +8,8 @@ use std::{fs, io::Write};
 use common::{Kiln, busybox_rootfs, rich_rootfs, tree_of};
 
 fn round_trip(kiln: &Kiln, rootfs: &[u8], name: &str, save_flags: &[&str]) {
-    let input = kiln.scratch("input.tar");
-    fs::write(&input, rootfs).unwrap();
-    kiln.ok(&[
-        "import",
-        "--change",
-        "CMD [\"sh\"]",
-        input.to_str().unwrap(),
-        name,
-    ]);
+    let input = kiln.file("input.tar", rootfs);
+    kiln.ok(&["import", "--change", "CMD [\"sh\"]", &input, name]);
     let id = kiln.image_id(name);
     let digest = kiln.manifest_digest(name);
 
@@ -113,8 +106,7 @@ fn import_reads_gzip_zstd_and_stdin() {
 #[test]
 fn import_applies_changes_and_history() {
     let kiln = Kiln::new();
-    let input = kiln.scratch("in.tar");
-    fs::write(&input, rich_rootfs()).unwrap();
+    let input = kiln.file("in.tar", &rich_rootfs());
     kiln.ok(&[
         "import",
         "-c",
@@ -137,7 +129,7 @@ fn import_applies_changes_and_history() {
         "STOPSIGNAL SIGQUIT",
         "-m",
         "from a test",
-        input.to_str().unwrap(),
+        &input,
         "rich:changed",
     ]);
     let v: serde_json::Value =
@@ -161,19 +153,15 @@ fn import_applies_changes_and_history() {
     let history = kiln.ok(&["history", "rich:changed"]);
     assert!(history.contains("from a test"), "{history}");
 
-    let bad = kiln.fails(&["import", "-c", "RUN echo", input.to_str().unwrap(), "x:1"]);
+    let bad = kiln.fails(&["import", "-c", "RUN echo", &input, "x:1"]);
     assert!(bad.contains("RUN cannot be changed on import"), "{bad}");
 }
 
 #[test]
 fn images_tag_inspect_history_prune() {
     let kiln = Kiln::new();
-    let input = kiln.scratch("in.tar");
-    fs::write(&input, rich_rootfs()).unwrap();
-    let id = kiln
-        .ok(&["import", input.to_str().unwrap(), "app:1"])
-        .trim()
-        .to_string();
+    let input = kiln.file("in.tar", &rich_rootfs());
+    let id = kiln.ok(&["import", &input, "app:1"]).trim().to_string();
     assert!(id.starts_with("sha256:"), "{id}");
     kiln.ok(&["tag", "app:1", "registry.example:5000/team/app:1.2"]);
     kiln.ok(&["tag", &id[7..19], "app:byid"]);
@@ -209,7 +197,7 @@ fn images_tag_inspect_history_prune() {
     );
 
     // An untagged image goes with prune; --dry-run only lists.
-    kiln.ok(&["import", "-c", "CMD [\"other\"]", input.to_str().unwrap()]);
+    kiln.ok(&["import", "-c", "CMD [\"other\"]", &input]);
     let before = kiln.snapshot();
     let dry = kiln.ok(&["prune", "--dry-run"]);
     assert!(dry.contains("Would remove untagged image"), "{dry}");
@@ -234,22 +222,9 @@ fn images_tag_inspect_history_prune() {
 #[test]
 fn save_stores_shared_blobs_once() {
     let kiln = Kiln::new();
-    let input = kiln.scratch("in.tar");
-    fs::write(&input, rich_rootfs()).unwrap();
-    kiln.ok(&[
-        "import",
-        "-c",
-        "CMD [\"a\"]",
-        input.to_str().unwrap(),
-        "a:1",
-    ]);
-    kiln.ok(&[
-        "import",
-        "-c",
-        "CMD [\"b\"]",
-        input.to_str().unwrap(),
-        "b:1",
-    ]);
+    let input = kiln.file("in.tar", &rich_rootfs());
+    kiln.ok(&["import", "-c", "CMD [\"a\"]", &input, "a:1"]);
+    kiln.ok(&["import", "-c", "CMD [\"b\"]", &input, "b:1"]);
     let saved = kiln.scratch("both.tar");
     kiln.ok(&["save", "-o", saved.to_str().unwrap(), "a:1", "b:1"]);
     let listing = common::sh(&format!("tar tf {}", saved.display()));

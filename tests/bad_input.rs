@@ -75,21 +75,12 @@ fn blob_whose_bytes_do_not_match_its_digest() {
     let (kiln, _) = seeded();
     let (good, layer) = saved(&kiln);
     // Rewrite the archive with one byte of the layer blob flipped.
-    let mut files = Vec::new();
-    let mut archive = tar::Archive::new(&good[..]);
-    for e in archive.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.header().entry_type() != EntryType::Regular {
-            continue;
-        }
-        let name = e.path().unwrap().display().to_string();
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+    let mut files = common::files_of(&good);
+    for (name, bytes) in &mut files {
         if name.ends_with(&layer) {
             let last = bytes.len() - 5;
             bytes[last] ^= 0xff;
         }
-        files.push((name, bytes));
     }
     load_fails(&kiln, &tar_of_files(&files), &["digest mismatch", &layer]);
 }
@@ -223,18 +214,7 @@ fn layer_declared_with_the_wrong_compression() {
     let (good, layer) = saved(&kiln);
     // Swap the gzip layer for the same tar compressed with zstd, keeping the manifest's
     // gzip media type: digests are made to match, so only the media type check can catch it.
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut archive = tar::Archive::new(&good[..]);
-    for e in archive.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.header().entry_type() != EntryType::Regular {
-            continue;
-        }
-        let name = e.path().unwrap().display().to_string();
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
-        files.push((name, bytes));
-    }
+    let files = common::files_of(&good);
     let (_, gz) = files
         .iter()
         .find(|(n, _)| n.ends_with(&layer))

@@ -36,6 +36,13 @@ impl Kiln {
         p
     }
 
+    /// Write bytes to a scratch file and return its path as a string, for arguments.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.scratch(name);
+        fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
         c.env("KILN_ROOT", self.root());
@@ -407,6 +414,23 @@ pub fn docker_archive(
         serde_json::to_vec(&manifest).unwrap(),
     ));
     tar_of_files(&files)
+}
+
+/// Every regular file of a tar, in order, as (path, bytes).
+pub fn files_of(tar_bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut archive = tar::Archive::new(tar_bytes);
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type() != EntryType::Regular {
+            continue;
+        }
+        let name = e.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        out.push((name, bytes));
+    }
+    out
 }
 
 pub fn tar_of_files(files: &[(String, Vec<u8>)]) -> Vec<u8> {

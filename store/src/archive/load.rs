@@ -63,7 +63,8 @@ pub fn load<R: Read + Send>(store: &ImageStore, input: R, what: &str) -> Result<
 /// What a layer's verifier thread found.
 #[derive(Clone, Debug)]
 struct LayerFacts {
-    diff_id: Digest,
+    /// `None` until the loader fills it in for an uncompressed layer (its blob digest).
+    diff_id: Option<Digest>,
     compression: Compression,
 }
 
@@ -186,7 +187,10 @@ fn read_archive<R: Read>(store: &ImageStore, reader: R, what: &str) -> Result<Co
     for (path, verifier) in verifiers {
         let facts = verifier.finish();
         if let Some(file) = contents.files.get_mut(&path) {
-            file.layer = Some(facts);
+            file.layer = Some(facts.map(|mut f| {
+                f.diff_id.get_or_insert_with(|| file.digest.clone());
+                f
+            }));
         }
     }
     Ok(contents)
@@ -308,9 +312,16 @@ impl LayerVerifier {
                 returns,
             };
             let (compression, decoded) = open_tar_stream(reader, &what)?;
-            let mut hashed = DigestReader::new(decoded);
-            check_tar(&mut hashed, &what)?;
-            let (diff_id, _) = hashed.finish();
+            // An uncompressed layer's diffID is its blob digest, which the loader computes
+            // anyway: hash here only what the loader cannot see, the decompressed bytes.
+            let diff_id = if compression == Compression::None {
+                check_tar(decoded, &what)?;
+                None
+            } else {
+                let mut hashed = DigestReader::new(decoded);
+                check_tar(&mut hashed, &what)?;
+                Some(hashed.finish().0)
+            };
             Ok(LayerFacts {
                 diff_id,
                 compression,
@@ -468,11 +479,15 @@ fn verify_layers(
                 });
             }
         };
-        if &facts.diff_id != expected {
+        let diff_id = facts
+            .diff_id
+            .clone()
+            .expect("filled in after the verifier finished");
+        if &diff_id != expected {
             return Err(Error::DigestMismatch {
                 what: format!("{what}: diffID of layer {path}"),
                 expected: expected.clone(),
-                actual: facts.diff_id,
+                actual: diff_id,
             });
         }
         if let Some(mt) = declared
