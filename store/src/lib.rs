@@ -17,7 +17,7 @@ mod reference;
 pub mod spec;
 mod tar_check;
 
-pub use blob::{BlobStore, BlobWriter, IO_BUFFER, StagedBlob};
+pub use blob::{BlobStore, BlobWriter, ChunkSink, ChunkWriter, IO_BUFFER, StagedBlob};
 pub use compression::{Compression, Encoder, decoder, looks_like_tar, open_tar_stream, sniff};
 pub use digest::Digest;
 pub use digest_io::{CountingReader, CountingSink, DigestReader, DigestWriter};

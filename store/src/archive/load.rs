@@ -14,8 +14,8 @@ use tar::EntryType;
 
 use super::{DockerManifestItem, INDEX_JSON, MANIFEST_JSON, OCI_LAYOUT, REPOSITORIES};
 use crate::{
-    Compression, CountingReader, Descriptor, Digest, DigestReader, Error, ImageConfig, ImageStore,
-    Index, Manifest, Reference, Result, StagedBlob, check_tar,
+    ChunkSink, Compression, CountingReader, Descriptor, Digest, DigestReader, Error, ImageConfig,
+    ImageStore, Index, Manifest, Reference, Result, StagedBlob, check_tar,
     images::{CONFIG_LIMIT, DOCUMENT_LIMIT, set_in_index},
     looks_like_tar,
     media_type::{self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_CONFIG, OCI_MANIFEST},
@@ -207,6 +207,8 @@ fn check_length(what: &str, path: &str, expected: u64, actual: u64) -> Result<()
 }
 
 /// Copy one archive member into a staging blob; start a verifier if it looks like a layer.
+/// Three stages, each owning a chunk in turn: this thread reads and hashes, the staging
+/// writer copies into the file, the verifier (layers only) decompresses and checks.
 fn stage<R: Read>(
     store: &ImageStore,
     pool: &ChunkPool,
@@ -215,39 +217,32 @@ fn stage<R: Read>(
     size: u64,
     what: &str,
 ) -> Result<(StagedFile, Option<LayerVerifier>)> {
-    let mut writer = store.blobs().writer()?;
-    let mut verifier: Option<LayerVerifier> = None;
-    let mut json: Option<Vec<u8>> = None;
+    let mut first = pool.take();
+    let n = read_full(entry, &mut first).map_err(|e| tar_error(what, e))?;
+    first.truncate(n);
+    let is_layer =
+        n > 0 && (Compression::from_magic(&first) != Compression::None || looks_like_tar(&first));
+    let mut json =
+        (!is_layer && size <= CONFIG_LIMIT && first.trim_ascii_start().starts_with(b"{"))
+            .then(|| Vec::with_capacity(size as usize));
+    let (verifier, next) = if is_layer {
+        let (v, tx) = LayerVerifier::spawn(format!("{what}: layer {path}"), pool.returns());
+        (Some(v), ChunkSink::Next(tx))
+    } else {
+        (None, ChunkSink::Pool(pool.returns()))
+    };
+    let mut writer = store.blobs().chunk_writer(next)?;
     let mut total = 0u64;
-    loop {
-        let mut chunk = pool.take();
-        let n = read_full(entry, &mut chunk).map_err(|e| tar_error(what, e))?;
-        if n == 0 {
-            break;
-        }
-        chunk.truncate(n);
-        if total == 0 {
-            let is_layer =
-                Compression::from_magic(&chunk) != Compression::None || looks_like_tar(&chunk);
-            if is_layer {
-                verifier = Some(LayerVerifier::spawn(
-                    format!("{what}: layer {path}"),
-                    pool.returns(),
-                ));
-            } else if size <= CONFIG_LIMIT && chunk.trim_ascii_start().starts_with(b"{") {
-                json = Some(Vec::with_capacity(size as usize));
-            }
-        }
-        total += n as u64;
-        io::Write::write_all(&mut writer, &chunk)
-            .map_err(|e| Error::from_io(format!("staging {path}"), e))?;
+    let mut chunk = first;
+    while !chunk.is_empty() {
+        total += chunk.len() as u64;
         if let Some(json) = json.as_mut() {
             json.extend_from_slice(&chunk);
         }
-        match verifier.as_mut() {
-            Some(v) => v.send(chunk),
-            None => pool.give(chunk),
-        }
+        writer.write_chunk(chunk)?;
+        chunk = pool.take();
+        let n = read_full(entry, &mut chunk).map_err(|e| tar_error(what, e))?;
+        chunk.truncate(n);
     }
     check_length(what, path, size, total)?;
     let blob = writer.finish()?;
@@ -297,12 +292,12 @@ fn join_lexically(dir: &str, target: &str) -> String {
 
 /// Decompresses, hashes and path-checks one layer on its own thread, fed by the loader.
 struct LayerVerifier {
-    tx: Option<SyncSender<Vec<u8>>>,
     handle: JoinHandle<Result<LayerFacts>>,
 }
 
 impl LayerVerifier {
-    fn spawn(what: String, returns: SyncSender<Vec<u8>>) -> LayerVerifier {
+    /// The verifier, and the sender that feeds it (dropped by the feeder at the end).
+    fn spawn(what: String, returns: SyncSender<Vec<u8>>) -> (LayerVerifier, SyncSender<Vec<u8>>) {
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
         let handle = std::thread::spawn(move || {
             let reader = ChannelReader {
@@ -327,23 +322,13 @@ impl LayerVerifier {
                 compression,
             })
         });
-        LayerVerifier {
-            tx: Some(tx),
-            handle,
-        }
+        (LayerVerifier { handle }, tx)
     }
 
-    fn send(&mut self, chunk: Vec<u8>) {
-        // A closed channel means the verifier already failed; its error comes from finish().
-        if let Some(tx) = &self.tx
-            && tx.send(chunk).is_err()
-        {
-            self.tx = None;
-        }
-    }
-
-    fn finish(mut self) -> Result<LayerFacts> {
-        self.tx = None;
+    /// Wait for the verdict; the feeder must have dropped its sender (the staging writer
+    /// does when it finishes). A verifier that failed early stopped reading: its error is
+    /// the verdict.
+    fn finish(self) -> Result<LayerFacts> {
         self.handle
             .join()
             .unwrap_or_else(|_| Err(Error::archive("layer", "the layer verifier panicked")))
@@ -396,10 +381,6 @@ impl ChunkPool {
         let mut chunk = self.rx.try_recv().unwrap_or_default();
         chunk.resize(CHUNK, 0);
         chunk
-    }
-
-    fn give(&self, chunk: Vec<u8>) {
-        let _ = self.tx.try_send(chunk);
     }
 
     fn returns(&self) -> SyncSender<Vec<u8>> {
