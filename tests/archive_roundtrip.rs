@@ -259,9 +259,19 @@ fn load_reads_standard_input() {
     kiln.ok(&["import", &input, "stdin:1"]);
     let id = kiln.image_id("stdin:1");
     let saved = kiln.scratch("saved.tar.zst");
-    kiln.ok(&["save", "--compress", "zstd", "-o", saved.to_str().unwrap(), "stdin:1"]);
+    kiln.ok(&[
+        "save",
+        "--compress",
+        "zstd",
+        "-o",
+        saved.to_str().unwrap(),
+        "stdin:1",
+    ]);
     let fresh = Kiln::new();
     let out = fresh.ok_stdin(&["load"], &fs::read(&saved).unwrap());
-    assert_eq!(String::from_utf8(out).unwrap().trim(), "Loaded image: stdin:1");
+    assert_eq!(
+        String::from_utf8(out).unwrap().trim(),
+        "Loaded image: stdin:1"
+    );
     assert_eq!(fresh.image_id("stdin:1"), id);
 }

@@ -226,7 +226,9 @@ fn stage<R: Read>(
         (!is_layer && size <= CONFIG_LIMIT && first.trim_ascii_start().starts_with(b"{"))
             .then(|| Vec::with_capacity(size as usize));
     let (verifier, next) = if is_layer {
-        let (v, tx) = LayerVerifier::spawn(format!("{what}: layer {path}"), pool.returns());
+        let compression = Compression::from_magic(&first);
+        let (v, tx) =
+            LayerVerifier::spawn(format!("{what}: layer {path}"), compression, pool.returns());
         (Some(v), ChunkSink::Next(tx))
     } else {
         (None, ChunkSink::Pool(pool.returns()))
@@ -297,7 +299,11 @@ struct LayerVerifier {
 
 impl LayerVerifier {
     /// The verifier, and the sender that feeds it (dropped by the feeder at the end).
-    fn spawn(what: String, returns: SyncSender<Vec<u8>>) -> (LayerVerifier, SyncSender<Vec<u8>>) {
+    fn spawn(
+        what: String,
+        compression: Compression,
+        returns: SyncSender<Vec<u8>>,
+    ) -> (LayerVerifier, SyncSender<Vec<u8>>) {
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
         let handle = std::thread::spawn(move || {
             let reader = ChannelReader {
@@ -306,7 +312,16 @@ impl LayerVerifier {
                 pos: 0,
                 returns,
             };
-            let (compression, decoded) = open_tar_stream(reader, &what)?;
+            // The decoders read straight out of the loader's chunks (BufRead): no copy
+            // into a decoder buffer of their own.
+            let decoded: Box<dyn Read> = match compression {
+                Compression::None => Box::new(reader),
+                Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+                Compression::Zstd => Box::new(
+                    zstd::stream::read::Decoder::with_buffer(reader)
+                        .map_err(|e| Error::io(format!("starting zstd decoder for {what}"), e))?,
+                ),
+            };
             // An uncompressed layer's diffID is its blob digest, which the loader computes
             // anyway: hash here only what the loader cannot see, the decompressed bytes.
             let diff_id = if compression == Compression::None {
@@ -345,6 +360,16 @@ struct ChannelReader {
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = io::BufRead::fill_buf(self)?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl io::BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.pos == self.chunk.len() {
             match self.rx.recv() {
                 Ok(chunk) => {
@@ -354,13 +379,14 @@ impl Read for ChannelReader {
                     }
                     self.pos = 0;
                 }
-                Err(_) => return Ok(0), // sender gone: end of the member
+                Err(_) => return Ok(&[]), // sender gone: end of the member
             }
         }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(&self.chunk[self.pos..])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.pos = (self.pos + amount).min(self.chunk.len());
     }
 }
 
