@@ -25,6 +25,9 @@ use crate::{
 };
 
 const CHUNK: usize = 1 << 20;
+/// JSON documents (configs, manifests) are kept in memory while the archive streams by;
+/// an archive with more than this of them is refused rather than allowed to grow memory.
+const JSON_BUDGET: u64 = 128 << 20;
 /// Chunks in flight to a layer's verifier thread: bounds memory at a few MiB per layer.
 const CHANNEL_DEPTH: usize = 4;
 
@@ -122,6 +125,7 @@ fn read_archive<R: Read>(store: &ImageStore, reader: R, what: &str) -> Result<Co
     let mut next_header = 0u64;
     let mut count = 0u64;
     let mut verifiers: Vec<(String, LayerVerifier)> = Vec::new();
+    let mut json_kept = 0u64;
     for entry in archive.entries().map_err(|e| tar_error(what, e))? {
         let mut entry = entry.map_err(|e| tar_error(what, e))?;
         count += 1;
@@ -171,6 +175,13 @@ fn read_archive<R: Read>(store: &ImageStore, reader: R, what: &str) -> Result<Co
             let (file, verifier) = stage(store, &pool, &mut entry, &path, size, what)?;
             if let Some(v) = verifier {
                 verifiers.push((path.clone(), v));
+            }
+            json_kept += file.json.as_ref().map_or(0, |j| j.len() as u64);
+            if json_kept > JSON_BUDGET {
+                return Err(Error::archive(
+                    what,
+                    format!("it holds more than {} MiB of JSON documents", JSON_BUDGET >> 20),
+                ));
             }
             file
         };
