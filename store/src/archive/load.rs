@@ -180,7 +180,10 @@ fn read_archive<R: Read>(store: &ImageStore, reader: R, what: &str) -> Result<Co
             if json_kept > JSON_BUDGET {
                 return Err(Error::archive(
                     what,
-                    format!("it holds more than {} MiB of JSON documents", JSON_BUDGET >> 20),
+                    format!(
+                        "it holds more than {} MiB of JSON documents",
+                        JSON_BUDGET >> 20
+                    ),
                 ));
             }
             file

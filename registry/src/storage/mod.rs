@@ -1,0 +1,196 @@
+//! `RegistryStorage`: everything the registry keeps, as objects in an `object_store`
+//! (the local filesystem now, S3-compatible stores later), so that any replica can serve
+//! any request. Blobs are content-addressed and shared by every repository; a blob appears
+//! under its digest only after its bytes were hashed and matched.
+//!
+//! ```text
+//! blobs/sha256/ab/<hex>                   blob content, written once, by rename
+//! uploads/<id>/session.json               an upload session: its repository
+//! uploads/<id>/chunks/<offset:020>        the chunks received so far, one object each
+//! staging/<random>                        a blob being assembled and hashed
+//! ```
+//!
+//! No state lives in process memory and no write depends on conditional PUTs (Garage
+//! ignores `If-None-Match`): what two replicas may race on is either content-addressed
+//! (same bytes, same name) or last-writer-wins.
+
+mod upload;
+
+use std::{ops::Range, path::Path as FsPath, sync::Arc};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, stream::BoxStream};
+use kiln_store::Digest;
+use object_store::{
+    ObjectStore, ObjectStoreExt, WriteMultipart, local::LocalFileSystem, path::Path,
+};
+use sha2::{Digest as _, Sha256};
+
+pub use upload::UploadSession;
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{0} not found")]
+    NotFound(String),
+
+    #[error("digest mismatch: the client said {expected}, the bytes are {actual}")]
+    DigestInvalid { expected: Digest, actual: Digest },
+
+    /// A chunk that does not start where the upload ends (out of order or overlapping).
+    #[error("chunk starts at byte {start}, but the upload holds {size} bytes")]
+    RangeInvalid { start: u64, size: u64 },
+
+    #[error("reading the request body: {0}")]
+    Body(String),
+
+    #[error("storage: {0}")]
+    Backend(#[from] object_store::Error),
+}
+
+impl StorageError {
+    fn from_backend(what: impl Into<String>, e: object_store::Error) -> StorageError {
+        match e {
+            object_store::Error::NotFound { .. } => StorageError::NotFound(what.into()),
+            other => StorageError::Backend(other),
+        }
+    }
+}
+
+/// Multipart parts of this size: big enough for S3's 5 MiB minimum, small enough that
+/// memory does not grow with the blob.
+const PART_SIZE: usize = 8 << 20;
+
+#[derive(Clone, Debug)]
+pub struct RegistryStorage {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl RegistryStorage {
+    pub fn new(store: Arc<dyn ObjectStore>) -> RegistryStorage {
+        RegistryStorage { store }
+    }
+
+    /// Storage in a local directory (created if needed).
+    pub fn local(root: &FsPath) -> Result<RegistryStorage> {
+        std::fs::create_dir_all(root).map_err(|e| {
+            StorageError::Backend(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(root)?.with_automatic_cleanup(true);
+        Ok(RegistryStorage::new(Arc::new(fs)))
+    }
+
+    fn blob_path(digest: &Digest) -> Path {
+        let hex = digest.hex();
+        Path::from(format!("blobs/{}/{}/{hex}", digest.algorithm(), &hex[..2]))
+    }
+
+    /// The size of a blob, or `None` when the registry does not have it.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        match self.store.head(&Self::blob_path(digest)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A blob's bytes (all, or `range`), streamed; with the blob's total size.
+    pub async fn get_blob(
+        &self,
+        digest: &Digest,
+        range: Option<Range<u64>>,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+        let path = Self::blob_path(digest);
+        let options = object_store::GetOptions {
+            range: range.map(Into::into),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| StorageError::from_backend(format!("blob {digest}"), e))?;
+        let size = got.meta.size;
+        let stream = got
+            .into_stream()
+            .map(|r| r.map_err(StorageError::from))
+            .boxed();
+        Ok((size, stream))
+    }
+
+    pub async fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        self.store
+            .delete(&Self::blob_path(digest))
+            .await
+            .map_err(|e| StorageError::from_backend(format!("blob {digest}"), e))
+    }
+
+    /// Store a whole blob from a stream; it becomes visible only if its digest is `expected`.
+    pub async fn put_blob<S, E>(&self, expected: &Digest, body: S) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        self.commit_stream(
+            expected,
+            body.map(|r| r.map_err(|e| StorageError::Body(e.to_string()))),
+        )
+        .await
+    }
+
+    /// Hash `body` into a staging object; rename it to the blob's name if the digest
+    /// matches, delete it otherwise. Either way nothing half-written carries the name.
+    async fn commit_stream<S>(&self, expected: &Digest, mut body: S) -> Result<u64>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin,
+    {
+        let staging = Path::from(format!("staging/{}", random_id()));
+        let upload = self.store.put_multipart(&staging).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            };
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            if let Err(e) = writer.wait_for_capacity(4).await {
+                return Err(e.into());
+            }
+            writer.put(chunk);
+        }
+        writer.finish().await?;
+        let actual = Digest::from_hasher(hasher);
+        if &actual != expected {
+            let _ = self.store.delete(&staging).await;
+            return Err(StorageError::DigestInvalid {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        // Same digest, same bytes: overwriting an existing blob is harmless.
+        self.store
+            .rename(&staging, &Self::blob_path(expected))
+            .await?;
+        Ok(size)
+    }
+}
+
+/// 128 random bits as hex: upload ids must not be guessable by other clients.
+pub(crate) fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests;

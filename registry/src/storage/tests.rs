@@ -1,0 +1,191 @@
+use futures::{StreamExt, TryStreamExt, stream};
+
+use super::*;
+
+fn storage() -> (tempfile::TempDir, RegistryStorage) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = RegistryStorage::local(&dir.path().join("registry")).unwrap();
+    (dir, storage)
+}
+
+fn body(parts: &[&[u8]]) -> impl Stream<Item = std::result::Result<Bytes, String>> + Unpin {
+    stream::iter(
+        parts
+            .iter()
+            .map(|p| Ok(Bytes::copy_from_slice(p)))
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn read_all(
+    storage: &RegistryStorage,
+    digest: &Digest,
+    range: Option<Range<u64>>,
+) -> Vec<u8> {
+    let (_, s) = storage.get_blob(digest, range).await.unwrap();
+    let chunks: Vec<Bytes> = s.try_collect().await.unwrap();
+    chunks.concat()
+}
+
+/// Every object under the storage root, for "nothing was left behind".
+fn objects(dir: &tempfile::TempDir) -> Vec<String> {
+    let root = dir.path().join("registry");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn monolithic_put_verifies_before_the_blob_appears() {
+    let (dir, storage) = storage();
+    let data = b"hello registry";
+    let digest = Digest::of(data);
+    assert_eq!(storage.blob_size(&digest).await.unwrap(), None);
+    let size = storage
+        .put_blob(&digest, body(&[b"hello ", b"registry"]))
+        .await
+        .unwrap();
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(storage.blob_size(&digest).await.unwrap(), Some(size));
+    assert_eq!(read_all(&storage, &digest, None).await, data);
+    assert_eq!(read_all(&storage, &digest, Some(6..14)).await, b"registry");
+    assert_eq!(
+        objects(&dir),
+        [format!(
+            "blobs/sha256/{}/{}",
+            &digest.hex()[..2],
+            digest.hex()
+        )]
+    );
+
+    // Wrong bytes for a digest: an error, and no trace in storage.
+    let other = Digest::of(b"something else");
+    let err = storage
+        .put_blob(&other, body(&[b"not it"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::DigestInvalid { .. }), "{err}");
+    assert_eq!(storage.blob_size(&other).await.unwrap(), None);
+    assert_eq!(objects(&dir).len(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_body_leaves_nothing() {
+    let (dir, storage) = storage();
+    let failing = stream::iter(vec![
+        Ok(Bytes::from_static(b"part")),
+        Err("connection reset".to_string()),
+    ]);
+    let err = storage
+        .put_blob(&Digest::of(b"part"), failing)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Body(_)), "{err}");
+    assert!(objects(&dir).is_empty(), "{:?}", objects(&dir));
+}
+
+#[tokio::test]
+async fn chunked_upload_in_order_then_finish() {
+    let (dir, storage) = storage();
+    let session = storage.start_upload("team/app").await.unwrap();
+    assert_eq!(session.size, 0);
+    let s = storage
+        .append_upload(&session.id, Some(0), body(&[b"abc", b"def"]))
+        .await
+        .unwrap();
+    assert_eq!(s.size, 6);
+    let s = storage
+        .append_upload(&session.id, None, body(&[b"ghi"]))
+        .await
+        .unwrap();
+    assert_eq!(s.size, 9);
+    // Any replica sees the same state: it lives in storage, not in this process.
+    let again = RegistryStorage::local(&dir.path().join("registry")).unwrap();
+    let status = again.upload_status(&session.id).await.unwrap();
+    assert_eq!((status.repository.as_str(), status.size), ("team/app", 9));
+
+    // Out of order and overlapping chunks are refused with the current size.
+    for start in [3, 12] {
+        let err = storage
+            .append_upload(&session.id, Some(start), body(&[b"x"]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::RangeInvalid { size: 9, .. }),
+            "{err}"
+        );
+    }
+
+    let wrong = Digest::of(b"abcdefgh");
+    let err = storage
+        .finish_upload(&session.id, &wrong)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::DigestInvalid { .. }), "{err}");
+    assert_eq!(storage.blob_size(&wrong).await.unwrap(), None);
+    assert_eq!(
+        storage.upload_status(&session.id).await.unwrap().size,
+        9,
+        "the session survives a bad digest"
+    );
+
+    let digest = Digest::of(b"abcdefghi");
+    assert_eq!(
+        storage.finish_upload(&session.id, &digest).await.unwrap(),
+        9
+    );
+    assert_eq!(read_all(&storage, &digest, None).await, b"abcdefghi");
+    let err = storage.upload_status(&session.id).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotFound(_)), "{err}");
+    assert_eq!(objects(&dir).len(), 1, "{:?}", objects(&dir));
+}
+
+#[tokio::test]
+async fn cancel_and_unknown_sessions() {
+    let (dir, storage) = storage();
+    let session = storage.start_upload("a").await.unwrap();
+    storage
+        .append_upload(&session.id, None, body(&[b"data"]))
+        .await
+        .unwrap();
+    storage.cancel_upload(&session.id).await.unwrap();
+    assert!(objects(&dir).is_empty());
+    for id in [session.id.as_str(), "../../blobs", "nothex", ""] {
+        let err = storage.upload_status(id).await.unwrap_err();
+        assert!(matches!(err, StorageError::NotFound(_)), "{id}: {err}");
+        assert!(storage.cancel_upload(id).await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn a_large_blob_streams_through_several_parts() {
+    let (_dir, storage) = storage();
+    // 20 MiB in 1 MiB pieces: more than two multipart parts.
+    let piece = vec![0x5au8; 1 << 20];
+    let mut hasher = Sha256::new();
+    for _ in 0..20 {
+        hasher.update(&piece);
+    }
+    let digest = Digest::from_hasher(hasher);
+    let pieces = stream::iter((0..20).map(|_| Ok::<_, String>(Bytes::from(piece.clone()))));
+    let size = storage.put_blob(&digest, pieces).await.unwrap();
+    assert_eq!(size, 20 << 20);
+    let (total, s) = storage.get_blob(&digest, None).await.unwrap();
+    assert_eq!(total, 20 << 20);
+    let n = s
+        .map(|c| c.unwrap().len())
+        .fold(0, |a, b| async move { a + b })
+        .await;
+    assert_eq!(n, 20 << 20);
+}

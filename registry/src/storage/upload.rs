@@ -1,0 +1,198 @@
+//! `UploadSession`: a blob upload in progress (POST, PATCH…, PUT), kept entirely in storage.
+//! Each PATCH becomes one chunk object named by its offset, so the upload's size is the
+//! sum of its chunks and any replica can take the next request.
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use kiln_store::Digest;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path};
+use serde::{Deserialize, Serialize};
+
+use super::{RegistryStorage, Result, StorageError, random_id};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadSession {
+    pub id: String,
+    pub repository: String,
+    /// Bytes received so far.
+    pub size: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SessionRecord {
+    repository: String,
+}
+
+fn session_path(id: &str) -> Path {
+    Path::from(format!("uploads/{id}/session.json"))
+}
+
+fn chunks_prefix(id: &str) -> Path {
+    Path::from(format!("uploads/{id}/chunks"))
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl RegistryStorage {
+    pub async fn start_upload(&self, repository: &str) -> Result<UploadSession> {
+        let id = random_id();
+        let record = SessionRecord {
+            repository: repository.to_string(),
+        };
+        let json = serde_json::to_vec(&record).expect("serialisable");
+        self.store
+            .put(&session_path(&id), PutPayload::from(json))
+            .await?;
+        Ok(UploadSession {
+            id,
+            repository: repository.to_string(),
+            size: 0,
+        })
+    }
+
+    /// The session and how many bytes it holds; `NotFound` for unknown or finished ones.
+    pub async fn upload_status(&self, id: &str) -> Result<UploadSession> {
+        let not_found = || StorageError::NotFound(format!("upload {id}"));
+        if !valid_id(id) {
+            return Err(not_found());
+        }
+        let record = self
+            .store
+            .get(&session_path(id))
+            .await
+            .map_err(|e| StorageError::from_backend(format!("upload {id}"), e))?
+            .bytes()
+            .await?;
+        let record: SessionRecord = serde_json::from_slice(&record).map_err(|_| not_found())?;
+        let chunks = self.chunks(id).await?;
+        Ok(UploadSession {
+            id: id.to_string(),
+            repository: record.repository,
+            size: chunks.last().map_or(0, |(offset, len, _)| offset + len),
+        })
+    }
+
+    /// (offset, length, path) of each chunk, in order; gaps or overlaps (two replicas
+    /// racing) make the upload unusable, which `finish_upload` reports.
+    async fn chunks(&self, id: &str) -> Result<Vec<(u64, u64, Path)>> {
+        let mut out: Vec<(u64, u64, Path)> = self
+            .store
+            .list(Some(&chunks_prefix(id)))
+            .try_filter_map(|meta| async move {
+                let offset = meta.location.filename().and_then(|n| n.parse::<u64>().ok());
+                Ok(offset.map(|o| (o, meta.size, meta.location)))
+            })
+            .try_collect()
+            .await?;
+        out.sort_by_key(|(offset, _, _)| *offset);
+        Ok(out)
+    }
+
+    /// Append a chunk. `start`, when the client sent a `Content-Range`, must be where the
+    /// upload ends now; otherwise `RangeInvalid` (the spec's 416).
+    pub async fn append_upload<S, E>(
+        &self,
+        id: &str,
+        start: Option<u64>,
+        body: S,
+    ) -> Result<UploadSession>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut session = self.upload_status(id).await?;
+        if let Some(start) = start
+            && start != session.size
+        {
+            return Err(StorageError::RangeInvalid {
+                start,
+                size: session.size,
+            });
+        }
+        let path = Path::from(format!("uploads/{id}/chunks/{:020}", session.size));
+        let mut upload = object_store::WriteMultipart::new_with_chunk_size(
+            self.store.put_multipart(&path).await?,
+            super::PART_SIZE,
+        );
+        let mut body = body;
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    return Err(StorageError::Body(e.to_string()));
+                }
+            };
+            written += chunk.len() as u64;
+            upload.wait_for_capacity(4).await?;
+            upload.put(chunk);
+        }
+        if written == 0 {
+            let _ = upload.abort().await;
+            return Ok(session);
+        }
+        upload.finish().await?;
+        session.size += written;
+        Ok(session)
+    }
+
+    /// Finish an upload: the chunks, in order, must hash to `expected`; the blob then
+    /// appears and the session is gone. On a mismatch the session stays (the client may
+    /// retry) and no blob appears.
+    pub async fn finish_upload(&self, id: &str, expected: &Digest) -> Result<u64> {
+        self.upload_status(id).await?;
+        let chunks = self.chunks(id).await?;
+        let mut end = 0;
+        for (offset, len, _) in &chunks {
+            if *offset != end {
+                return Err(StorageError::RangeInvalid {
+                    start: *offset,
+                    size: end,
+                });
+            }
+            end += len;
+        }
+        // One chunk object after the other, each streamed: never the whole blob in memory.
+        let store = self.store.clone();
+        let body = stream::iter(chunks)
+            .then(move |(_, _, path)| {
+                let store = store.clone();
+                async move {
+                    let chunk = store.get(&path).await?.into_stream();
+                    Ok::<_, StorageError>(chunk.map_err(StorageError::from))
+                }
+            })
+            .try_flatten()
+            .boxed();
+        let size = self.commit_stream(expected, body).await?;
+        self.cancel_upload(id).await?;
+        Ok(size)
+    }
+
+    /// Forget an upload and its chunks.
+    pub async fn cancel_upload(&self, id: &str) -> Result<()> {
+        if !valid_id(id) {
+            return Err(StorageError::NotFound(format!("upload {id}")));
+        }
+        let prefix = Path::from(format!("uploads/{id}"));
+        let paths: Vec<Path> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        if paths.is_empty() {
+            return Err(StorageError::NotFound(format!("upload {id}")));
+        }
+        for path in paths {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
