@@ -8,12 +8,14 @@
 //! uploads/<id>/session.json               an upload session: its repository
 //! uploads/<id>/chunks/<offset:020>        the chunks received so far, one object each
 //! staging/<random>                        a blob being assembled and hashed
+//! repositories/<name>/…                   links, manifests and tags (see `repository`)
 //! ```
 //!
 //! No state lives in process memory and no write depends on conditional PUTs (Garage
 //! ignores `If-None-Match`): what two replicas may race on is either content-addressed
 //! (same bytes, same name) or last-writer-wins.
 
+mod repository;
 mod upload;
 
 use std::{ops::Range, path::Path as FsPath, sync::Arc};
@@ -26,6 +28,7 @@ use object_store::{
 };
 use sha2::{Digest as _, Sha256};
 
+pub use repository::StoredManifest;
 pub use upload::UploadSession;
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

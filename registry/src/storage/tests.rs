@@ -189,3 +189,78 @@ async fn a_large_blob_streams_through_several_parts() {
         .await;
     assert_eq!(n, 20 << 20);
 }
+
+#[tokio::test]
+async fn manifests_tags_and_links_per_repository() {
+    let (_dir, storage) = storage();
+    let layer = Digest::of(b"layer");
+    storage.put_blob(&layer, body(&[b"layer"])).await.unwrap();
+    assert!(!storage.blob_linked("team/app", &layer).await.unwrap());
+    storage.link_blob("team/app", &layer).await.unwrap();
+    assert!(storage.blob_linked("team/app", &layer).await.unwrap());
+    assert!(!storage.blob_linked("other", &layer).await.unwrap());
+
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let m1 = Bytes::from_static(br#"{"schemaVersion":2,"n":1}"#);
+    let m2 = Bytes::from_static(br#"{"schemaVersion":2,"n":2}"#);
+    let d1 = storage
+        .put_manifest("team/app", m1.clone(), mt, Some("v1"))
+        .await
+        .unwrap();
+    let d2 = storage
+        .put_manifest("team/app", m2.clone(), mt, Some("v2"))
+        .await
+        .unwrap();
+    storage
+        .put_manifest("team/app", m1.clone(), mt, Some("latest"))
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.tags("team/app").await.unwrap(),
+        ["latest", "v1", "v2"]
+    );
+
+    let by_tag = storage.get_manifest("team/app", "v1").await.unwrap();
+    assert_eq!(
+        (by_tag.digest.clone(), by_tag.bytes.clone()),
+        (d1.clone(), m1.clone())
+    );
+    let by_digest = storage
+        .get_manifest("team/app", &d2.to_string())
+        .await
+        .unwrap();
+    assert_eq!(by_digest.bytes, m2);
+    assert_eq!(by_digest.media_type, mt);
+    // Another repository does not see them, though the blobs are shared.
+    assert!(matches!(
+        storage.get_manifest("other", "v1").await,
+        Err(StorageError::NotFound(_))
+    ));
+    assert!(matches!(
+        storage.get_manifest("other", &d1.to_string()).await,
+        Err(StorageError::NotFound(_))
+    ));
+
+    // A tag moves: last writer wins.
+    storage
+        .put_manifest("team/app", m2.clone(), mt, Some("v1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.get_manifest("team/app", "v1").await.unwrap().digest,
+        d2
+    );
+
+    // Deleting a manifest takes every tag pointing at it.
+    storage.delete_manifest("team/app", &d2).await.unwrap();
+    assert_eq!(storage.tags("team/app").await.unwrap(), ["latest"]);
+    assert!(
+        storage
+            .get_manifest("team/app", &d2.to_string())
+            .await
+            .is_err()
+    );
+    storage.delete_tag("team/app", "latest").await.unwrap();
+    assert!(storage.tags("team/app").await.unwrap().is_empty());
+    assert!(storage.tags("never/pushed").await.unwrap().is_empty());
+}

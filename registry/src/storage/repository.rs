@@ -1,0 +1,225 @@
+//! Per-repository records: which blobs and manifests a repository holds, and its tags.
+//! Manifests are blobs like any other (content-addressed, shared); a repository only
+//! holds small link objects pointing at them.
+//!
+//! ```text
+//! repositories/<name>/_layers/sha256/<hex>                 a blob this repository may serve
+//! repositories/<name>/_manifests/revisions/sha256/<hex>    {"mediaType": …}
+//! repositories/<name>/_manifests/tags/<tag>                {"digest": …, "mediaType": …}
+//! ```
+//!
+//! Name components cannot start with `_`, so these never collide with a nested name.
+//! Callers pass names and tags already validated against the spec's grammar (the
+//! `Reference` rules in kiln-store): no `..`, no empty segments, tags without `/`.
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt, stream};
+use kiln_store::Digest;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path};
+use serde::{Deserialize, Serialize};
+
+use super::{RegistryStorage, Result, StorageError};
+
+/// A manifest as stored: its exact bytes, digest and media type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Bytes,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Revision {
+    media_type: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TagRecord {
+    digest: Digest,
+    media_type: String,
+}
+
+fn layer_link(repo: &str, digest: &Digest) -> Path {
+    Path::from(format!(
+        "repositories/{repo}/_layers/{}/{}",
+        digest.algorithm(),
+        digest.hex()
+    ))
+}
+
+fn revision(repo: &str, digest: &Digest) -> Path {
+    Path::from(format!(
+        "repositories/{repo}/_manifests/revisions/{}/{}",
+        digest.algorithm(),
+        digest.hex()
+    ))
+}
+
+fn tags_dir(repo: &str) -> Path {
+    Path::from(format!("repositories/{repo}/_manifests/tags"))
+}
+
+fn tag_path(repo: &str, tag: &str) -> Path {
+    tags_dir(repo).join(tag)
+}
+
+impl RegistryStorage {
+    /// Record that `repo` holds `digest` (after an upload or a cross-repository mount).
+    pub async fn link_blob(&self, repo: &str, digest: &Digest) -> Result<()> {
+        self.store
+            .put(&layer_link(repo, digest), PutPayload::from_static(b""))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn blob_linked(&self, repo: &str, digest: &Digest) -> Result<bool> {
+        exists(self.store.as_ref(), &layer_link(repo, digest)).await
+    }
+
+    pub async fn unlink_blob(&self, repo: &str, digest: &Digest) -> Result<()> {
+        self.store
+            .delete(&layer_link(repo, digest))
+            .await
+            .map_err(|e| StorageError::from_backend(format!("blob {digest} in {repo}"), e))
+    }
+
+    /// Store a manifest's bytes as a blob, link it into `repo`, and point `tag` at it.
+    /// Validation (media type, referenced blobs) is the caller's job: storage only stores.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        bytes: Bytes,
+        media_type: &str,
+        tag: Option<&str>,
+    ) -> Result<Digest> {
+        let digest = Digest::of(&bytes);
+        let body = stream::iter([Ok::<_, std::convert::Infallible>(bytes)]);
+        self.put_blob(&digest, body).await?;
+        let rev = serde_json::to_vec(&Revision {
+            media_type: media_type.to_string(),
+        })
+        .expect("serialisable");
+        self.store
+            .put(&revision(repo, &digest), PutPayload::from(rev))
+            .await?;
+        if let Some(tag) = tag {
+            // The tag is written last: a crash before it leaves no tag pointing at nothing.
+            let record = serde_json::to_vec(&TagRecord {
+                digest: digest.clone(),
+                media_type: media_type.to_string(),
+            })
+            .expect("serialisable");
+            self.store
+                .put(&tag_path(repo, tag), PutPayload::from(record))
+                .await?;
+        }
+        Ok(digest)
+    }
+
+    /// A manifest by tag or by digest, if `repo` holds it.
+    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<StoredManifest> {
+        let not_found = || StorageError::NotFound(format!("manifest {repo}:{reference}"));
+        let (digest, media_type) = match reference.parse::<Digest>() {
+            Ok(digest) => {
+                let rev = read_json::<Revision>(self.store.as_ref(), &revision(repo, &digest))
+                    .await?
+                    .ok_or_else(not_found)?;
+                (digest, rev.media_type)
+            }
+            Err(_) => {
+                let tag = read_json::<TagRecord>(self.store.as_ref(), &tag_path(repo, reference))
+                    .await?
+                    .ok_or_else(not_found)?;
+                (tag.digest, tag.media_type)
+            }
+        };
+        let (_, body) = self.get_blob(&digest, None).await?;
+        let chunks: Vec<Bytes> = body.try_collect().await?;
+        let bytes = Bytes::from(chunks.concat());
+        // Manifests are read whole and small; check them on the way out too.
+        let actual = Digest::of(&bytes);
+        if actual != digest {
+            return Err(StorageError::DigestInvalid {
+                expected: digest,
+                actual,
+            });
+        }
+        Ok(StoredManifest {
+            digest,
+            media_type,
+            bytes,
+        })
+    }
+
+    /// The repository's tags, sorted (the spec's lexical order).
+    pub async fn tags(&self, repo: &str) -> Result<Vec<String>> {
+        let mut tags: Vec<String> = self
+            .store
+            .list(Some(&tags_dir(repo)))
+            .map_ok(|m| m.location.filename().unwrap_or_default().to_string())
+            .try_collect()
+            .await?;
+        tags.sort();
+        Ok(tags)
+    }
+
+    pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<()> {
+        self.store
+            .delete(&tag_path(repo, tag))
+            .await
+            .map_err(|e| StorageError::from_backend(format!("tag {repo}:{tag}"), e))
+    }
+
+    /// Remove a manifest from `repo`, with every tag that points at it.
+    pub async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<()> {
+        self.store
+            .delete(&revision(repo, digest))
+            .await
+            .map_err(|e| StorageError::from_backend(format!("manifest {repo}@{digest}"), e))?;
+        let tags = self.tags(repo).await?;
+        let store = self.store.clone();
+        let stale: Vec<String> = stream::iter(tags)
+            .filter_map(|tag| {
+                let store = store.clone();
+                let repo = repo.to_string();
+                async move {
+                    let record =
+                        read_json::<TagRecord>(store.as_ref(), &tag_path(&repo, &tag)).await;
+                    match record {
+                        Ok(Some(r)) if &r.digest == digest => Some(tag),
+                        _ => None,
+                    }
+                }
+            })
+            .collect()
+            .await;
+        for tag in stale {
+            self.delete_tag(repo, &tag).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn exists(store: &dyn ObjectStore, path: &Path) -> Result<bool> {
+    match store.head(path).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<Option<T>> {
+    let bytes = match store.get(path).await {
+        Ok(got) => got.bytes().await?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StorageError::Body(format!("corrupt record {path}: {e}")))
+}
