@@ -2,4 +2,5 @@
 //! (issues 3 and 4 fill it in). It depends on the store and nothing above it.
 
 pub use kiln_store as store;
+pub mod server;
 pub mod storage;

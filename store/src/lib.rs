@@ -29,6 +29,6 @@ pub use layer::{
     LayerOptions, LayerSink, LayerWriter, OPAQUE_WHITEOUT, StagedLayer, WHITEOUT_PREFIX,
 };
 pub use layout::{ImageLayout, LayoutLock};
-pub use reference::Reference;
+pub use reference::{Reference, validate_path as validate_repository_name, validate_tag};
 pub use spec::{Descriptor, History, ImageConfig, Index, Manifest, Platform, RootFs, RunConfig};
 pub use tar_check::{PathCheck, TarSummary, check_tar, normalise_path};

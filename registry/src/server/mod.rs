@@ -1,0 +1,146 @@
+//! The OCI Distribution HTTP server. One fallback handler takes every request, `dispatch`
+//! reads the path from the right, and thin handlers (one file per API area) call storage.
+//! Every response carries `Docker-Distribution-API-Version: registry/2.0`.
+
+mod blobs;
+mod dispatch;
+mod error;
+mod manifests;
+mod tags;
+mod uploads;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderValue, Method, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use tokio::net::TcpListener;
+
+use self::dispatch::{Route, route};
+pub use self::error::ApiError;
+use crate::storage::RegistryStorage;
+
+/// What every handler shares: the storage, nothing else (all state lives there).
+#[derive(Clone, Debug)]
+pub struct Registry {
+    pub storage: RegistryStorage,
+}
+
+pub type AppState = Arc<Registry>;
+
+pub fn router(storage: RegistryStorage) -> Router {
+    let state: AppState = Arc::new(Registry { storage });
+    Router::new()
+        .fallback(handle)
+        .with_state(state)
+        .layer(middleware::from_fn(api_version))
+}
+
+/// Serve until `shutdown` resolves; requests in flight are finished first.
+pub async fn serve(
+    listener: TcpListener,
+    storage: RegistryStorage,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(storage).layer(middleware::from_fn(access_log));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn api_version(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+/// One line per request: method, path, status, response bytes, milliseconds.
+async fn access_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let bytes = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    eprintln!(
+        "{method} {path} {} {bytes} {}ms",
+        response.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    response
+}
+
+async fn handle(State(registry): State<AppState>, request: Request<Body>) -> Response {
+    dispatch(&registry, request).await.unwrap_or_else(|e| e)
+}
+
+async fn dispatch(registry: &Registry, request: Request<Body>) -> Result<Response, Response> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    match route(&path) {
+        Route::Base if method == Method::GET || method == Method::HEAD => {
+            Ok(([("content-type", "application/json")], "{}").into_response())
+        }
+        Route::Tags { name } if method == Method::GET => {
+            tags::list(registry, valid_name(name)?, request).await
+        }
+        Route::Manifest { name, reference } => {
+            manifests::handle(registry, valid_name(name)?, reference, request).await
+        }
+        Route::Blob { name, digest } => {
+            blobs::handle(registry, valid_name(name)?, digest, request).await
+        }
+        Route::Uploads { name } if method == Method::POST => {
+            uploads::start(registry, valid_name(name)?, request).await
+        }
+        Route::Upload { name, id } => {
+            uploads::handle(registry, valid_name(name)?, id, request).await
+        }
+        Route::NotFound => Ok(StatusCode::NOT_FOUND.into_response()),
+        _ => Err(ApiError::Unsupported(format!("{method} {path}")).into_response()),
+    }
+}
+
+/// The spec's name grammar, and its 255-character limit.
+fn valid_name(name: &str) -> Result<&str, ApiError> {
+    let ok = name.len() <= 255 && kiln_store::validate_repository_name(name).is_ok();
+    if ok {
+        Ok(name)
+    } else {
+        Err(ApiError::NameInvalid(format!("{name:?}")))
+    }
+}
+
+pub(crate) fn range_header(size: u64) -> HeaderValue {
+    let value = format!("0-{}", size.saturating_sub(1));
+    HeaderValue::from_str(&value).expect("digits and a dash")
+}
+
+pub(crate) fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).expect("locations and digests are ASCII")
+}
+
+/// The request body as a stream of chunks, never collected whole.
+pub(crate) fn body_stream(
+    request: Request<Body>,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Unpin {
+    request.into_body().into_data_stream()
+}
+
+#[cfg(test)]
+mod tests;
