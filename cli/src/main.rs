@@ -36,6 +36,8 @@ enum Command {
     Inspect(commands::inspect::Args),
     History(commands::history::Args),
     Prune(commands::prune::Args),
+    #[command(subcommand)]
+    Registry(commands::registry::Command),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(&root, args),
         Command::History(args) => commands::history::run(&root, args),
         Command::Prune(args) => commands::prune::run(&root, args),
+        Command::Registry(command) => commands::registry::run(&root, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,74 @@
+//! `kiln registry serve`: the OCI Distribution registry, on port 5000 by default.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use kiln_registry::{server, storage::RegistryStorage};
+
+/// Run an OCI registry
+#[derive(clap::Subcommand)]
+pub enum Command {
+    Serve(ServeArgs),
+}
+
+/// Serve an OCI Distribution registry (push and pull with docker, skopeo, kiln)
+///
+/// Blobs are stored once however many repositories hold them, verified before they become
+/// visible; upload sessions live in storage, so a restart does not lose them. Stops
+/// gracefully on SIGTERM or Ctrl-C, finishing requests in flight.
+///
+/// Example:  kiln registry serve --listen 127.0.0.1:5000
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "0.0.0.0:5000", env = "KILN_REGISTRY_LISTEN")]
+    listen: SocketAddr,
+
+    /// Storage directory [default: $KILN_ROOT/registry]
+    #[arg(long = "storage", value_name = "DIR", env = "KILN_REGISTRY_STORAGE")]
+    storage: Option<PathBuf>,
+}
+
+pub fn run(root: &Path, command: Command) -> Result<()> {
+    match command {
+        Command::Serve(args) => serve(root, args),
+    }
+}
+
+fn serve(root: &Path, args: ServeArgs) -> Result<()> {
+    let dir = args.storage.unwrap_or_else(|| root.join("registry"));
+    let storage = RegistryStorage::local(&dir)
+        .with_context(|| format!("opening registry storage at {}", dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!(
+            "kiln registry listening on {addr}, storage {}",
+            dir.display()
+        );
+        server::serve(listener, storage, shutdown_signal())
+            .await
+            .context("serving")?;
+        eprintln!("kiln registry stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,180 @@
+//! `kiln registry serve` against real clients: skopeo pushes, lists, inspects, pulls and
+//! deletes through every transport users have, and digests survive each trip.
+
+mod common;
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use common::{Kiln, busybox_rootfs, require_tool, sh};
+
+/// A registry on 127.0.0.1 with a port of its own choosing; SIGTERM on drop.
+struct Registry {
+    child: Child,
+    addr: String,
+}
+
+impl Registry {
+    fn start(kiln: &Kiln) -> Registry {
+        let mut child = kiln
+            .cmd()
+            .args(["registry", "serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let addr = line
+            .split_whitespace()
+            .nth(4)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim_end_matches(',')
+            .to_string();
+        // Keep draining the access log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        Registry { child, addr }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn skopeo(args: &str) -> String {
+    require_tool("skopeo");
+    sh(&format!("skopeo {args}"))
+}
+
+#[test]
+fn skopeo_pushes_and_pulls_through_every_transport() {
+    let kiln = Kiln::new();
+    let rootfs = busybox_rootfs(kiln.dir.path());
+    kiln.ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        rootfs.to_str().unwrap(),
+        "busybox:latest",
+    ]);
+    let digest = kiln.manifest_digest("busybox");
+    let id = kiln.image_id("busybox");
+    let registry = Registry::start(&kiln);
+    let r = &registry.addr;
+    let layout = kiln.root().join("images");
+    let no_tls = "--dest-tls-verify=false";
+
+    // In: from kiln's store (an OCI layout), and from a docker-archive and a dir.
+    skopeo(&format!(
+        "copy {no_tls} oci:{}:docker.io/library/busybox:latest docker://{r}/library/busybox:1",
+        layout.display()
+    ));
+    let saved = kiln.scratch("saved.tar");
+    kiln.ok(&["save", "-o", saved.to_str().unwrap(), "busybox"]);
+    skopeo(&format!(
+        "copy {no_tls} docker-archive:{} docker://{r}/deep/name/space/busybox:archive",
+        saved.display()
+    ));
+    let dir = kiln.scratch("dir");
+    skopeo(&format!(
+        "copy oci:{}:docker.io/library/busybox:latest dir:{}",
+        layout.display(),
+        dir.display()
+    ));
+    skopeo(&format!(
+        "copy {no_tls} dir:{} docker://{r}/library/busybox:fromdir",
+        dir.display()
+    ));
+
+    let tags: serde_json::Value = serde_json::from_str(&skopeo(&format!(
+        "list-tags --tls-verify=false docker://{r}/library/busybox"
+    )))
+    .unwrap();
+    assert_eq!(tags["Tags"], serde_json::json!(["1", "fromdir"]));
+    let inspect: serde_json::Value = serde_json::from_str(&skopeo(&format!(
+        "inspect --tls-verify=false docker://{r}/library/busybox:1"
+    )))
+    .unwrap();
+    assert_eq!(
+        inspect["Digest"],
+        digest.as_str(),
+        "the registry serves our manifest byte for byte"
+    );
+
+    // Out: to an OCI layout and to a docker-archive that kiln loads back.
+    let out = kiln.scratch("out");
+    skopeo(&format!(
+        "copy --src-tls-verify=false docker://{r}/library/busybox:1 oci:{}:t",
+        out.display()
+    ));
+    let index: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], digest.as_str());
+    let archive = kiln.scratch("pulled.tar");
+    skopeo(&format!(
+        "copy --src-tls-verify=false docker://{r}/deep/name/space/busybox:archive docker-archive:{}:busybox:pulled",
+        archive.display()
+    ));
+    let fresh = Kiln::new();
+    fresh.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(fresh.image_id("busybox:pulled"), id);
+
+    // Delete: by digest, every tag on it goes.
+    skopeo(&format!(
+        "delete --tls-verify=false docker://{r}/library/busybox:1"
+    ));
+    let tags: serde_json::Value = serde_json::from_str(&skopeo(&format!(
+        "list-tags --tls-verify=false docker://{r}/library/busybox"
+    )))
+    .unwrap();
+    assert_eq!(tags["Tags"], serde_json::json!([]));
+
+    // SIGTERM stops it cleanly.
+    assert!(registry.stop().success());
+}
+
+#[test]
+fn uploads_survive_a_restart() {
+    // Upload state lives in storage: start a chunked upload, restart the server, finish it.
+    let kiln = Kiln::new();
+    let registry = Registry::start(&kiln);
+    let base = format!("http://{}", registry.addr);
+    let location = sh(&format!(
+        "curl -sS -o /dev/null -D - -X POST {base}/v2/r/blobs/uploads/ | tr -d '\\r' | sed -n 's/^location: //Ip'"
+    ));
+    let location = location.trim().to_string();
+    assert!(location.starts_with("/v2/r/blobs/uploads/"), "{location:?}");
+    sh(&format!(
+        "printf abc | curl -sS -f -X PATCH --data-binary @- {base}{location}"
+    ));
+    assert!(registry.stop().success());
+
+    let registry = Registry::start(&kiln);
+    let base = format!("http://{}", registry.addr);
+    let digest = format!(
+        "sha256:{}",
+        sh("printf abcdef | sha256sum | cut -d' ' -f1").trim()
+    );
+    sh(&format!(
+        "printf def | curl -sS -f -X PATCH -H 'Content-Range: 3-5' --data-binary @- {base}{location}"
+    ));
+    let status = sh(&format!(
+        "curl -sS -o /dev/null -w '%{{http_code}}' -X PUT '{base}{location}?digest={digest}'"
+    ));
+    assert_eq!(status, "201");
+    let body = sh(&format!("curl -sS -f {base}/v2/r/blobs/{digest}"));
+    assert_eq!(body, "abcdef");
+}
