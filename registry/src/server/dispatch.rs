@@ -5,6 +5,11 @@
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route<'a> {
     Base,
+    Catalog,
+    Referrers {
+        name: &'a str,
+        digest: &'a str,
+    },
     Tags {
         name: &'a str,
     },
@@ -38,6 +43,9 @@ pub fn route(path: &str) -> Route<'_> {
     if rest.is_empty() {
         return Route::Base;
     }
+    if rest == "_catalog" {
+        return Route::Catalog;
+    }
     // (suffix, constructor) from the most specific to the least.
     if let Some(name) = rest.strip_suffix("/tags/list") {
         return Route::Tags { name };
@@ -56,6 +64,9 @@ pub fn route(path: &str) -> Route<'_> {
     }
     if let Some(name) = head.strip_suffix("/blobs") {
         return Route::Blob { name, digest: last };
+    }
+    if let Some(name) = head.strip_suffix("/referrers") {
+        return Route::Referrers { name, digest: last };
     }
     if let Some(name) = head.strip_suffix("/manifests") {
         return Route::Manifest {
@@ -105,6 +116,14 @@ mod tests {
             Route::Manifest {
                 name: "m/manifests",
                 reference: "v1"
+            }
+        );
+        assert_eq!(route("/v2/_catalog"), Route::Catalog);
+        assert_eq!(
+            route("/v2/a/b/referrers/sha256:cd"),
+            Route::Referrers {
+                name: "a/b",
+                digest: "sha256:cd"
             }
         );
         assert_eq!(route("/v3/x"), Route::NotFound);

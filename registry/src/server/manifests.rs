@@ -11,7 +11,7 @@ use axum::{
 use bytes::Bytes;
 use futures::StreamExt;
 use kiln_store::{
-    Digest, Index, Manifest,
+    Descriptor, Digest, Index, Manifest,
     spec::{self, DocumentKind},
 };
 
@@ -145,12 +145,22 @@ async fn put(
     }
     let storage = &registry.storage;
     let internal = |e: StorageError| ApiError::Internal(e.to_string()).into_response();
+    let referrer;
     match spec::document_kind(&bytes, Some(&media_type), "manifest")
         .map_err(|e| invalid(e.to_string()))?
     {
         DocumentKind::Manifest => {
             let m: Manifest =
                 spec::from_json(&bytes, "manifest").map_err(|e| invalid(e.to_string()))?;
+            // The spec: an image manifest's artifact type is its artifactType, else its
+            // config's media type.
+            referrer = m.subject.clone().map(|s| {
+                let artifact = m
+                    .artifact_type
+                    .clone()
+                    .unwrap_or(m.config.media_type.clone());
+                (s, Some(artifact), m.annotations.clone())
+            });
             for blob in std::iter::once(&m.config).chain(&m.layers) {
                 // Foreign layers live elsewhere (their `urls`); everything else must be here.
                 if blob.urls.as_ref().is_some_and(|u| !u.is_empty()) {
@@ -170,6 +180,10 @@ async fn put(
         DocumentKind::Index => {
             let index: Index =
                 spec::from_json(&bytes, "index").map_err(|e| invalid(e.to_string()))?;
+            referrer = index
+                .subject
+                .clone()
+                .map(|s| (s, index.artifact_type.clone(), index.annotations.clone()));
             for child in &index.manifests {
                 match storage.get_manifest(name, &child.digest.to_string()).await {
                     Ok(_) => {}
@@ -194,11 +208,25 @@ async fn put(
         Reference::Digest(_) => None,
         Reference::Tag(t) => Some(t),
     };
+    // The referrer entry goes first: it is listed only once the manifest itself exists.
+    let subject = match referrer {
+        Some((subject, artifact_type, annotations)) => {
+            let mut d = Descriptor::new(&media_type, digest.clone(), bytes.len() as u64);
+            d.artifact_type = artifact_type;
+            d.annotations = annotations;
+            storage
+                .add_referrer(name, &subject.digest, &d)
+                .await
+                .map_err(internal)?;
+            Some(subject.digest)
+        }
+        None => None,
+    };
     storage
         .put_manifest(name, bytes, &media_type, tag.as_deref())
         .await
         .map_err(internal)?;
-    Ok((
+    let mut response = (
         StatusCode::CREATED,
         [
             (header::LOCATION, format!("/v2/{name}/manifests/{digest}")),
@@ -209,7 +237,13 @@ async fn put(
             (header::CONTENT_LENGTH, "0".to_string()),
         ],
     )
-        .into_response())
+        .into_response();
+    if let Some(subject) = subject {
+        response
+            .headers_mut()
+            .insert("oci-subject", header_value(&subject.to_string()));
+    }
+    Ok(response)
 }
 
 async fn delete(

@@ -5,8 +5,9 @@
 mod blobs;
 mod dispatch;
 mod error;
+mod listing;
 mod manifests;
-mod tags;
+mod referrers;
 mod uploads;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
@@ -96,8 +97,12 @@ async fn dispatch(registry: &Registry, request: Request<Body>) -> Result<Respons
         Route::Base if method == Method::GET || method == Method::HEAD => {
             Ok(([("content-type", "application/json")], "{}").into_response())
         }
+        Route::Catalog if method == Method::GET => listing::catalog(registry, request).await,
         Route::Tags { name } if method == Method::GET => {
-            tags::list(registry, valid_name(name)?, request).await
+            listing::tags(registry, valid_name(name)?, request).await
+        }
+        Route::Referrers { name, digest } if method == Method::GET => {
+            referrers::list(registry, valid_name(name)?, digest, request).await
         }
         Route::Manifest { name, reference } => {
             manifests::handle(registry, valid_name(name)?, reference, request).await

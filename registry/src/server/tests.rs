@@ -422,3 +422,134 @@ async fn tag_list_pages_with_a_link() {
     assert_eq!(page["tags"], serde_json::json!(["c", "d"]));
     assert!(headers.get("link").is_none());
 }
+
+#[tokio::test]
+async fn referrers_are_indexed_by_subject_and_filtered() {
+    let h = Harness::new();
+    let config = h.blob("app", b"{}").await;
+    let image = manifest(&config, &[]);
+    let image_digest = Digest::of(image.as_bytes());
+    let ct = [("content-type", OCI_MANIFEST)];
+    h.call("PUT", "/v2/app/manifests/v1", &ct, image.as_bytes())
+        .await;
+
+    let artifact = |kind: &str, n: u32| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"{kind}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{image_digest}","size":{}}},"annotations":{{"n":"{n}"}}}}"#,
+            image.len()
+        )
+    };
+    let sig = artifact("application/vnd.example.signature", 1);
+    let sbom = artifact("application/vnd.example.sbom", 2);
+    for doc in [&sig, &sbom] {
+        let d = Digest::of(doc.as_bytes());
+        let (status, headers, _) = h
+            .call(
+                "PUT",
+                &format!("/v2/app/manifests/{d}"),
+                &ct,
+                doc.as_bytes(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(headers["oci-subject"], image_digest.to_string().as_str());
+    }
+
+    let (status, headers, body) = h
+        .call(
+            "GET",
+            &format!("/v2/app/referrers/{image_digest}"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let index: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    let (_, headers, body) = h
+        .call(
+            "GET",
+            &format!("/v2/app/referrers/{image_digest}?artifactType=application/vnd.example.sbom"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(headers["oci-filters-applied"], "artifactType");
+    let index: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let only = index["manifests"].as_array().unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(
+        only[0]["digest"],
+        Digest::of(sbom.as_bytes()).to_string().as_str()
+    );
+    assert_eq!(only[0]["artifactType"], "application/vnd.example.sbom");
+    assert_eq!(only[0]["annotations"]["n"], "2");
+
+    // A deleted referrer is no longer listed; an unknown subject has an empty list.
+    h.call(
+        "DELETE",
+        &format!("/v2/app/manifests/{}", Digest::of(sig.as_bytes())),
+        &[],
+        b"",
+    )
+    .await;
+    let (_, _, body) = h
+        .call(
+            "GET",
+            &format!("/v2/app/referrers/{image_digest}"),
+            &[],
+            b"",
+        )
+        .await;
+    let index: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    let (status, _, body) = h
+        .call(
+            "GET",
+            &format!("/v2/app/referrers/{}", Digest::of(b"x")),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["manifests"],
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn catalog_lists_repositories_with_pages() {
+    let h = Harness::new();
+    for name in ["b/nested/deep", "a", "c"] {
+        let config = h.blob(name, b"{}").await;
+        let (status, _, _) = h
+            .call(
+                "PUT",
+                &format!("/v2/{name}/manifests/t"),
+                &[("content-type", OCI_MANIFEST)],
+                manifest(&config, &[]).as_bytes(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    // A repository with only an unfinished push is not listed.
+    h.blob("uploading-only", b"x").await;
+    let (_, _, body) = h.call("GET", "/v2/_catalog", &[], b"").await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["repositories"],
+        serde_json::json!(["a", "b/nested/deep", "c"])
+    );
+    let (_, headers, body) = h.call("GET", "/v2/_catalog?n=1&last=a", &[], b"").await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["repositories"], serde_json::json!(["b/nested/deep"]));
+    assert_eq!(
+        headers["link"],
+        "</v2/_catalog?n=1&last=b/nested/deep>; rel=\"next\""
+    );
+}

@@ -6,6 +6,7 @@
 //! repositories/<name>/_layers/sha256/<hex>                 a blob this repository may serve
 //! repositories/<name>/_manifests/revisions/sha256/<hex>    {"mediaType": …}
 //! repositories/<name>/_manifests/tags/<tag>                {"digest": …, "mediaType": …}
+//! repositories/<name>/_referrers/sha256/<subject>/sha256/<hex>   the referrer's descriptor
 //! ```
 //!
 //! Name components cannot start with `_`, so these never collide with a nested name.
@@ -151,6 +152,76 @@ impl RegistryStorage {
             media_type,
             bytes,
         })
+    }
+
+    /// Record that the manifest `referrer` (a descriptor) refers to `subject`, for the
+    /// referrers API. Kept even if the subject is not (yet) pushed, as the spec asks.
+    pub async fn add_referrer(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        referrer: &kiln_store::Descriptor,
+    ) -> Result<()> {
+        let path = Path::from(format!(
+            "repositories/{repo}/_referrers/{}/{}/{}/{}",
+            subject.algorithm(),
+            subject.hex(),
+            referrer.digest.algorithm(),
+            referrer.digest.hex()
+        ));
+        let json = serde_json::to_vec(referrer).expect("serialisable");
+        self.store.put(&path, PutPayload::from(json)).await?;
+        Ok(())
+    }
+
+    /// The descriptors of every manifest in `repo` whose subject is `subject`.
+    pub async fn referrers(
+        &self,
+        repo: &str,
+        subject: &Digest,
+    ) -> Result<Vec<kiln_store::Descriptor>> {
+        let prefix = Path::from(format!(
+            "repositories/{repo}/_referrers/{}/{}",
+            subject.algorithm(),
+            subject.hex()
+        ));
+        let paths: Vec<Path> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        let mut out = Vec::new();
+        for path in paths {
+            let referrer: Option<kiln_store::Descriptor> =
+                read_json(self.store.as_ref(), &path).await?;
+            // A referrer whose manifest was deleted from the repository is no longer listed.
+            if let Some(d) = referrer
+                && exists(self.store.as_ref(), &revision(repo, &d.digest)).await?
+            {
+                out.push(d);
+            }
+        }
+        out.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(out)
+    }
+
+    /// Every repository that holds a manifest, sorted.
+    pub async fn repositories(&self) -> Result<Vec<String>> {
+        let prefix = Path::from("repositories");
+        let names: std::collections::BTreeSet<String> = self
+            .store
+            .list(Some(&prefix))
+            .try_filter_map(|m| async move {
+                let path = m.location.as_ref().to_string();
+                let rest = path.strip_prefix("repositories/").unwrap_or(&path);
+                Ok(rest
+                    .split_once("/_manifests/")
+                    .map(|(name, _)| name.to_string()))
+            })
+            .try_collect()
+            .await?;
+        Ok(names.into_iter().collect())
     }
 
     /// The repository's tags, sorted (the spec's lexical order).
