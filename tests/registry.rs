@@ -40,6 +40,12 @@ impl Registry {
         Registry { child, addr }
     }
 
+    /// SIGKILL: no chance to clean up, as in a power cut.
+    fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -177,4 +183,81 @@ fn uploads_survive_a_restart() {
     assert_eq!(status, "201");
     let body = sh(&format!("curl -sS -f {base}/v2/r/blobs/{digest}"));
     assert_eq!(body, "abcdef");
+}
+
+#[test]
+fn kill_9_mid_upload_leaves_no_half_blob() {
+    let kiln = Kiln::new();
+    let rootfs = busybox_rootfs(kiln.dir.path());
+    kiln.ok(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
+    let digest = kiln.manifest_digest("busybox");
+    let layout = kiln.root().join("images");
+
+    let registry = Registry::start(&kiln);
+    let r = registry.addr.clone();
+    skopeo(&format!(
+        "copy --dest-tls-verify=false oci:{}:docker.io/library/busybox:latest docker://{r}/library/busybox:1",
+        layout.display()
+    ));
+
+    // 256 MiB, sent slowly enough that the kill lands in the middle.
+    let big = kiln.scratch("big.bin");
+    sh(&format!(
+        "head -c 268435456 /dev/urandom > {}",
+        big.display()
+    ));
+    let big_digest = format!(
+        "sha256:{}",
+        sh(&format!("sha256sum {} | cut -d' ' -f1", big.display())).trim()
+    );
+    let upload = |r: &str, rate: &str| {
+        format!(
+            "curl -sS -o /dev/null -w '%{{http_code}}' -X POST {rate} \
+             -H 'Content-Type: application/octet-stream' --data-binary @{} \
+             'http://{r}/v2/big/blobs/uploads/?digest={big_digest}'",
+            big.display()
+        )
+    };
+    let client = Command::new("sh")
+        .args(["-c", &upload(&r, "--limit-rate 64M")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    registry.crash();
+    let cut_short = client.wait_with_output().unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&cut_short.stdout),
+        "201",
+        "the upload finished before the kill: the test did not test anything"
+    );
+
+    let registry = Registry::start(&kiln);
+    let r = registry.addr.clone();
+    let head = |r: &str| {
+        sh(&format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' -I http://{r}/v2/big/blobs/{big_digest}"
+        ))
+    };
+    assert_eq!(head(&r), "404", "a half-received blob must not be visible");
+    // The upload can simply be done again, and the blob is whole.
+    let status = sh(&upload(&r, ""));
+    assert_eq!(status, "201");
+    assert_eq!(head(&r), "200");
+    let got = sh(&format!(
+        "curl -sS -f http://{r}/v2/big/blobs/{big_digest} | sha256sum | cut -d' ' -f1"
+    ));
+    assert_eq!(format!("sha256:{}", got.trim()), big_digest);
+    // What was pushed before the crash still pulls, digests unchanged.
+    let inspect: serde_json::Value = serde_json::from_str(&skopeo(&format!(
+        "inspect --tls-verify=false docker://{r}/library/busybox:1"
+    )))
+    .unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
+    let out = kiln.scratch("after-crash");
+    skopeo(&format!(
+        "copy --src-tls-verify=false docker://{r}/library/busybox:1 oci:{}:t",
+        out.display()
+    ));
 }
