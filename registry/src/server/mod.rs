@@ -7,6 +7,7 @@ mod dispatch;
 mod error;
 mod listing;
 mod manifests;
+mod metrics;
 mod referrers;
 mod uploads;
 
@@ -26,20 +27,74 @@ use self::dispatch::{Route, route};
 pub use self::error::ApiError;
 use crate::storage::RegistryStorage;
 
-/// What every handler shares: the storage, nothing else (all state lives there).
-#[derive(Clone, Debug)]
+/// What every handler shares: the storage (all registry state lives there) and this
+/// process's counters.
+#[derive(Debug)]
 pub struct Registry {
     pub storage: RegistryStorage,
+    pub metrics: metrics::Metrics,
 }
 
 pub type AppState = Arc<Registry>;
 
 pub fn router(storage: RegistryStorage) -> Router {
-    let state: AppState = Arc::new(Registry { storage });
+    let state: AppState = Arc::new(Registry {
+        storage,
+        metrics: metrics::Metrics::default(),
+    });
     Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            axum::routing::get(|State(registry): State<AppState>| async move {
+                (
+                    [("content-type", "text/plain; version=0.0.4")],
+                    registry.metrics.render(),
+                )
+            }),
+        )
         .fallback(handle)
+        .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
         .layer(middleware::from_fn(api_version))
+}
+
+/// Count requests, and the body bytes that actually stream in and out (chunked uploads
+/// and blob downloads declare no length up front, or not the one that arrives).
+async fn count(State(registry): State<AppState>, request: Request, next: Next) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use futures::TryStreamExt;
+
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let counter = registry.clone();
+    let request = request.map(|body| {
+        Body::from_stream(body.into_data_stream().inspect_ok(move |chunk| {
+            counter
+                .metrics
+                .bytes_in
+                .fetch_add(chunk.len() as u64, Relaxed);
+        }))
+    });
+    let response = next.run(request).await;
+    let status = response.status();
+    if status == StatusCode::CREATED && metrics::route_label(&path) == "upload" {
+        registry.metrics.blobs_stored.fetch_add(1, Relaxed);
+    }
+    if status == StatusCode::ACCEPTED && method == "POST" {
+        registry.metrics.uploads_started.fetch_add(1, Relaxed);
+    }
+    registry.metrics.record(&path, &method, status.as_u16());
+    let counter = registry.clone();
+    response.map(|body| {
+        Body::from_stream(body.into_data_stream().inspect_ok(move |chunk| {
+            counter
+                .metrics
+                .bytes_out
+                .fetch_add(chunk.len() as u64, Relaxed);
+        }))
+    })
 }
 
 /// Serve until `shutdown` resolves; requests in flight are finished first.

@@ -553,3 +553,35 @@ async fn catalog_lists_repositories_with_pages() {
         "</v2/_catalog?n=1&last=b/nested/deep>; rel=\"next\""
     );
 }
+
+#[tokio::test]
+async fn healthz_and_metrics() {
+    let h = Harness::new();
+    let (status, _, body) = h.call("GET", "/healthz", &[], b"").await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"ok\n"[..]));
+    h.blob("m", b"some bytes").await;
+    h.call("POST", "/v2/m/blobs/uploads/", &[], b"").await;
+    h.call("GET", "/v2/m/manifests/none", &[], b"").await;
+    let (status, headers, body) = h.call("GET", "/metrics", &[], b"").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = String::from_utf8(body).unwrap();
+    for line in [
+        r#"kiln_registry_requests_total{route="upload",method="POST",status="201"} 1"#,
+        r#"kiln_registry_requests_total{route="upload",method="POST",status="202"} 1"#,
+        r#"kiln_registry_requests_total{route="manifest",method="GET",status="404"} 1"#,
+        "kiln_registry_uploads_started_total 1",
+        "kiln_registry_blobs_stored_total 1",
+        "kiln_registry_bytes_received_total 10",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+}
