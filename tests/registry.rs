@@ -19,9 +19,14 @@ struct Registry {
 
 impl Registry {
     fn start(kiln: &Kiln) -> Registry {
+        Self::start_with(kiln, &[])
+    }
+
+    fn start_with(kiln: &Kiln, extra: &[&str]) -> Registry {
         let mut child = kiln
             .cmd()
             .args(["registry", "serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -260,4 +265,79 @@ fn kill_9_mid_upload_leaves_no_half_blob() {
         "copy --src-tls-verify=false docker://{r}/library/busybox:1 oci:{}:t",
         out.display()
     ));
+}
+
+#[test]
+fn htpasswd_basic_auth_with_skopeo() {
+    require_tool("htpasswd");
+    let kiln = Kiln::new();
+    let rootfs = busybox_rootfs(kiln.dir.path());
+    kiln.ok(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
+    let layout = kiln.root().join("images");
+    let users = kiln.scratch("htpasswd");
+    sh(&format!(
+        "htpasswd -Bbc {} alice s3cret 2>/dev/null",
+        users.display()
+    ));
+    let registry = Registry::start_with(&kiln, &["--htpasswd", users.to_str().unwrap()]);
+    let r = &registry.addr;
+    let src = format!("oci:{}:docker.io/library/busybox:latest", layout.display());
+
+    // Without credentials: refused with a Basic challenge.
+    let push = format!("skopeo copy --dest-tls-verify=false {src} docker://{r}/p/busybox:1");
+    let denied = Command::new("sh").args(["-c", &push]).output().unwrap();
+    assert!(!denied.status.success(), "an anonymous push went through");
+    let challenge = sh(&format!(
+        "curl -s -o /dev/null -D - -X POST http://{r}/v2/p/blobs/uploads/ | tr -d '\\r'"
+    ));
+    assert!(challenge.contains("401"), "{challenge}");
+    assert!(
+        challenge
+            .to_lowercase()
+            .contains("www-authenticate: basic realm="),
+        "{challenge}"
+    );
+    let wrong = Command::new("sh")
+        .args(["-c", &format!("{push} --dest-creds alice:nope")])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success(), "a wrong password was accepted");
+
+    // With them: push, list, pull.
+    skopeo(&format!(
+        "copy --dest-tls-verify=false --dest-creds alice:s3cret {src} docker://{r}/p/busybox:1"
+    ));
+    let tags = skopeo(&format!(
+        "list-tags --tls-verify=false --creds alice:s3cret docker://{r}/p/busybox"
+    ));
+    assert!(tags.contains("\"1\""), "{tags}");
+    let out = kiln.scratch("pulled");
+    skopeo(&format!(
+        "copy --src-tls-verify=false --src-creds alice:s3cret docker://{r}/p/busybox:1 oci:{}:t",
+        out.display()
+    ));
+    drop(registry);
+
+    // Anonymous reads: pull without credentials, still no anonymous push.
+    let registry = Registry::start_with(
+        &kiln,
+        &[
+            "--htpasswd",
+            users.to_str().unwrap(),
+            "--allow-anonymous-read",
+        ],
+    );
+    let r = &registry.addr;
+    skopeo(&format!(
+        "inspect --tls-verify=false docker://{r}/p/busybox:1"
+    ));
+    let push = format!("skopeo copy --dest-tls-verify=false {src} docker://{r}/p/busybox:2");
+    assert!(
+        !Command::new("sh")
+            .args(["-c", &push])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
 }

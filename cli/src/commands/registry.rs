@@ -31,6 +31,14 @@ pub struct ServeArgs {
     /// Storage directory [default: $KILN_ROOT/registry]
     #[arg(long = "storage", value_name = "DIR", env = "KILN_REGISTRY_STORAGE")]
     storage: Option<PathBuf>,
+
+    /// Require Basic auth from the users of this htpasswd file (bcrypt, `htpasswd -B`)
+    #[arg(long, value_name = "FILE", env = "KILN_REGISTRY_HTPASSWD")]
+    htpasswd: Option<PathBuf>,
+
+    /// With --htpasswd: let anyone pull; only pushes and deletes need credentials
+    #[arg(long, requires = "htpasswd")]
+    allow_anonymous_read: bool,
 }
 
 pub fn run(root: &Path, command: Command) -> Result<()> {
@@ -43,6 +51,14 @@ fn serve(root: &Path, args: ServeArgs) -> Result<()> {
     let dir = args.storage.unwrap_or_else(|| root.join("registry"));
     let storage = RegistryStorage::local(&dir)
         .with_context(|| format!("opening registry storage at {}", dir.display()))?;
+    let auth = server::AuthConfig {
+        htpasswd: args
+            .htpasswd
+            .as_deref()
+            .map(server::Htpasswd::load)
+            .transpose()?,
+        anonymous_read: args.allow_anonymous_read,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,7 +72,7 @@ fn serve(root: &Path, args: ServeArgs) -> Result<()> {
             "kiln registry listening on {addr}, storage {}",
             dir.display()
         );
-        server::serve(listener, storage, shutdown_signal())
+        server::serve(listener, storage, auth, shutdown_signal())
             .await
             .context("serving")?;
         eprintln!("kiln registry stopped");

@@ -2,6 +2,7 @@
 //! reads the path from the right, and thin handlers (one file per API area) call storage.
 //! Every response carries `Docker-Distribution-API-Version: registry/2.0`.
 
+mod auth;
 mod blobs;
 mod dispatch;
 mod error;
@@ -24,7 +25,10 @@ use axum::{
 use tokio::net::TcpListener;
 
 use self::dispatch::{Route, route};
-pub use self::error::ApiError;
+pub use self::{
+    auth::{AuthConfig, Htpasswd, HtpasswdError},
+    error::ApiError,
+};
 use crate::storage::RegistryStorage;
 
 /// What every handler shares: the storage (all registry state lives there) and this
@@ -38,6 +42,10 @@ pub struct Registry {
 pub type AppState = Arc<Registry>;
 
 pub fn router(storage: RegistryStorage) -> Router {
+    router_with_auth(storage, AuthConfig::default())
+}
+
+pub fn router_with_auth(storage: RegistryStorage, auth: AuthConfig) -> Router {
     let state: AppState = Arc::new(Registry {
         storage,
         metrics: metrics::Metrics::default(),
@@ -54,6 +62,10 @@ pub fn router(storage: RegistryStorage) -> Router {
             }),
         )
         .fallback(handle)
+        .layer(middleware::from_fn_with_state(
+            Arc::new(auth),
+            auth::require_auth,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
         .layer(middleware::from_fn(api_version))
@@ -101,9 +113,10 @@ async fn count(State(registry): State<AppState>, request: Request, next: Next) -
 pub async fn serve(
     listener: TcpListener,
     storage: RegistryStorage,
+    auth: AuthConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(storage).layer(middleware::from_fn(access_log));
+    let app = router_with_auth(storage, auth).layer(middleware::from_fn(access_log));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -1,6 +1,7 @@
 //! The router in-process, request by request, with its status codes, headers and errors.
 
 use axum::{body::Body, http::Request};
+use base64::Engine as _;
 use http_body_util::BodyExt;
 use kiln_store::Digest;
 use tower::ServiceExt;
@@ -584,4 +585,73 @@ async fn healthz_and_metrics() {
             "missing {line:?} in:\n{text}"
         );
     }
+}
+
+#[tokio::test]
+async fn basic_auth_with_a_challenge_and_anonymous_reads() {
+    // What `htpasswd -Bbn alice secret` prints (cost 5 keeps the test fast).
+    let hash = bcrypt::hash_with_result("secret", 5)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    let htpasswd = auth::Htpasswd::parse(&format!("# users\nalice:{hash}\n"), "test").unwrap();
+    for anonymous_read in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = RegistryStorage::local(&dir.path().join("r")).unwrap();
+        let auth = AuthConfig {
+            htpasswd: Some(auth::Htpasswd::parse(&format!("alice:{hash}\n"), "test").unwrap()),
+            anonymous_read,
+        };
+        let h = Harness {
+            _dir: dir,
+            app: router_with_auth(storage, auth),
+        };
+        let good = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice:secret")
+        );
+        let bad = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice:wrong")
+        );
+
+        let (status, headers, body) = h.call("POST", "/v2/x/blobs/uploads/", &[], b"").await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED".into())
+        );
+        assert_eq!(headers["www-authenticate"], "Basic realm=\"kiln registry\"");
+        let (status, _, _) = h
+            .call(
+                "POST",
+                "/v2/x/blobs/uploads/",
+                &[("authorization", &bad)],
+                b"",
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _, _) = h
+            .call(
+                "POST",
+                "/v2/x/blobs/uploads/",
+                &[("authorization", &good)],
+                b"",
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let (status, _, _) = h.call("GET", "/v2/", &[], b"").await;
+        let want = if anonymous_read {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(status, want, "anonymous read = {anonymous_read}");
+        let (status, _, _) = h.call("GET", "/healthz", &[], b"").await;
+        assert_eq!(status, StatusCode::OK, "probes need no credentials");
+    }
+    assert!(htpasswd.check("alice", "secret") && htpasswd.check("alice", "secret"));
+    assert!(!htpasswd.check("bob", "secret"));
+    assert!(
+        auth::Htpasswd::parse("carol:{SHA}abc\n", "f").is_err(),
+        "only bcrypt"
+    );
 }
