@@ -179,13 +179,10 @@ pub async fn handle(
             let params = query(&request);
             let digest = digest_param(params.get("digest").map(String::as_str).unwrap_or(""))?;
             let start = content_range_start(&request)?;
-            // The final chunk may come with the PUT.
+            // The final chunk (often the whole blob) comes with the PUT: it streams straight
+            // into the blob, after the chunks already received.
             storage
-                .append_upload(id, start, body_stream(request))
-                .await
-                .map_err(range_error)?;
-            storage
-                .finish_upload(id, &digest)
+                .finish_upload(id, start, body_stream(request), &digest)
                 .await
                 .map_err(range_error)?;
             storage.link_blob(name, &digest).await.map_err(internal)?;

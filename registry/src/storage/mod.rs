@@ -107,21 +107,43 @@ impl RegistryStorage {
         digest: &Digest,
         range: Option<Range<u64>>,
     ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
-        let path = Self::blob_path(digest);
+        self.read_object(&Self::blob_path(digest), range)
+            .await
+            .map_err(|e| match e {
+                StorageError::NotFound(_) => StorageError::NotFound(format!("blob {digest}")),
+                other => other,
+            })
+    }
+
+    /// Any object's bytes, streamed, with its total size.
+    async fn read_object(
+        &self,
+        path: &Path,
+        range: Option<Range<u64>>,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
         let options = object_store::GetOptions {
             range: range.map(Into::into),
             ..Default::default()
         };
         let got = self
             .store
-            .get_opts(&path, options)
+            .get_opts(path, options)
             .await
-            .map_err(|e| StorageError::from_backend(format!("blob {digest}"), e))?;
+            .map_err(|e| StorageError::from_backend(path.to_string(), e))?;
         let size = got.meta.size;
-        let stream = got
+        let range = got.range.clone();
+        let stream = match got.payload {
+            // object_store reads local files 8 KiB at a time, which caps a pull at a few
+            // hundred MB/s here; read them in 1 MiB blocks on the blocking pool instead.
+            object_store::GetResultPayload::File(file, _) => file_stream(file, range),
+            other => object_store::GetResult {
+                payload: other,
+                ..got
+            }
             .into_stream()
             .map(|r| r.map_err(StorageError::from))
-            .boxed();
+            .boxed(),
+        };
         Ok((size, stream))
     }
 
@@ -186,6 +208,34 @@ impl RegistryStorage {
             .await?;
         Ok(size)
     }
+}
+
+const READ_BLOCK: usize = 1 << 20;
+
+/// Stream `range` of a local file in `READ_BLOCK` pieces, each read on the blocking pool.
+fn file_stream(file: std::fs::File, range: Range<u64>) -> BoxStream<'static, Result<Bytes>> {
+    let state = (file, range.start, range.end);
+    futures::stream::try_unfold(state, |(file, pos, end)| async move {
+        if pos >= end {
+            return Ok(None);
+        }
+        let len = READ_BLOCK.min((end - pos) as usize);
+        let (file, buf) = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, pos).map(|()| (file, buf))
+        })
+        .await
+        .map_err(|e| StorageError::Body(e.to_string()))?
+        .map_err(|e| {
+            StorageError::Backend(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })
+        })?;
+        Ok(Some((Bytes::from(buf), (file, pos + len as u64, end))))
+    })
+    .boxed()
 }
 
 /// 128 random bits as hex: upload ids must not be guessable by other clients.

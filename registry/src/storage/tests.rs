@@ -129,7 +129,7 @@ async fn chunked_upload_in_order_then_finish() {
 
     let wrong = Digest::of(b"abcdefgh");
     let err = storage
-        .finish_upload(&session.id, &wrong)
+        .finish_upload(&session.id, None, body(&[]), &wrong)
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::DigestInvalid { .. }), "{err}");
@@ -140,12 +140,22 @@ async fn chunked_upload_in_order_then_finish() {
         "the session survives a bad digest"
     );
 
-    let digest = Digest::of(b"abcdefghi");
-    assert_eq!(
-        storage.finish_upload(&session.id, &digest).await.unwrap(),
-        9
+    // A last piece can come with the finish, and must start where the upload ends.
+    let digest = Digest::of(b"abcdefghijk");
+    let err = storage
+        .finish_upload(&session.id, Some(5), body(&[b"x"]), &digest)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::RangeInvalid { size: 9, .. }),
+        "{err}"
     );
-    assert_eq!(read_all(&storage, &digest, None).await, b"abcdefghi");
+    let size = storage
+        .finish_upload(&session.id, Some(9), body(&[b"jk"]), &digest)
+        .await
+        .unwrap();
+    assert_eq!(size, 11);
+    assert_eq!(read_all(&storage, &digest, None).await, b"abcdefghijk");
     let err = storage.upload_status(&session.id).await.unwrap_err();
     assert!(matches!(err, StorageError::NotFound(_)), "{err}");
     assert_eq!(objects(&dir).len(), 1, "{:?}", objects(&dir));

@@ -139,10 +139,22 @@ impl RegistryStorage {
         Ok(session)
     }
 
-    /// Finish an upload: the chunks, in order, must hash to `expected`; the blob then
-    /// appears and the session is gone. On a mismatch the session stays (the client may
-    /// retry) and no blob appears.
-    pub async fn finish_upload(&self, id: &str, expected: &Digest) -> Result<u64> {
+    /// Finish an upload with its last piece (the PUT's body, often the whole blob): the
+    /// chunks received so far, in order, then `last`, must hash to `expected`. They are
+    /// streamed once, straight into the blob's staging object; the blob then appears and
+    /// the session is gone. On a mismatch no blob appears and the session stays as it was
+    /// (without `last`), so the client may retry.
+    pub async fn finish_upload<S, E>(
+        &self,
+        id: &str,
+        start: Option<u64>,
+        last: S,
+        expected: &Digest,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
         self.upload_status(id).await?;
         let chunks = self.chunks(id).await?;
         let mut end = 0;
@@ -155,19 +167,23 @@ impl RegistryStorage {
             }
             end += len;
         }
+        if let Some(start) = start
+            && start != end
+        {
+            return Err(StorageError::RangeInvalid { start, size: end });
+        }
         // One chunk object after the other, each streamed: never the whole blob in memory.
-        let store = self.store.clone();
-        let body = stream::iter(chunks)
+        let reader = self.clone();
+        let earlier = stream::iter(chunks)
             .then(move |(_, _, path)| {
-                let store = store.clone();
-                async move {
-                    let chunk = store.get(&path).await?.into_stream();
-                    Ok::<_, StorageError>(chunk.map_err(StorageError::from))
-                }
+                let reader = reader.clone();
+                async move { Ok::<_, StorageError>(reader.read_object(&path, None).await?.1) }
             })
-            .try_flatten()
-            .boxed();
-        let size = self.commit_stream(expected, body).await?;
+            .try_flatten();
+        let last = last.map(|r| r.map_err(|e| StorageError::Body(e.to_string())));
+        let size = self
+            .commit_stream(expected, earlier.chain(last).boxed())
+            .await?;
         self.cancel_upload(id).await?;
         Ok(size)
     }
