@@ -341,3 +341,63 @@ fn htpasswd_basic_auth_with_skopeo() {
             .success()
     );
 }
+
+#[test]
+fn tls_with_a_self_signed_certificate() {
+    require_tool("openssl");
+    let kiln = Kiln::new();
+    let rootfs = busybox_rootfs(kiln.dir.path());
+    kiln.ok(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
+    let digest = kiln.manifest_digest("busybox");
+    let layout = kiln.root().join("images");
+    // skopeo trusts the CA certificates (*.crt) of a --cert-dir.
+    // The server's key stays out of it: skopeo would take a *.key there for a client key.
+    let certs = kiln.scratch("certs");
+    fs::create_dir_all(&certs).unwrap();
+    let key = kiln.scratch("server.key");
+    sh(&format!(
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+         -addext subjectAltName=IP:127.0.0.1 -keyout {} -out {}/ca.crt 2>/dev/null",
+        key.display(),
+        certs.display()
+    ));
+    let registry = Registry::start_with(
+        &kiln,
+        &[
+            "--tls-cert",
+            certs.join("ca.crt").to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let r = &registry.addr;
+    let c = certs.display();
+    skopeo(&format!(
+        "copy --dest-cert-dir {c} oci:{}:docker.io/library/busybox:latest docker://{r}/secure/busybox:1",
+        layout.display()
+    ));
+    let inspect: serde_json::Value = serde_json::from_str(&skopeo(&format!(
+        "inspect --cert-dir {c} docker://{r}/secure/busybox:1"
+    )))
+    .unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
+    // Plain HTTP is not served on a TLS port, and an untrusted certificate is refused.
+    let plain = sh(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' http://{r}/v2/ || true"
+    ));
+    assert_ne!(plain, "200");
+    let untrusted = Command::new("sh")
+        .args([
+            "-c",
+            &format!("skopeo inspect docker://{r}/secure/busybox:1"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !untrusted.status.success(),
+        "an unknown certificate was trusted"
+    );
+    let healthz = sh(&format!("curl -sS --cacert {c}/ca.crt https://{r}/healthz"));
+    assert_eq!(healthz, "ok\n");
+    assert!(registry.stop().success());
+}

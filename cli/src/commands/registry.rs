@@ -39,6 +39,24 @@ pub struct ServeArgs {
     /// With --htpasswd: let anyone pull; only pushes and deletes need credentials
     #[arg(long, requires = "htpasswd")]
     allow_anonymous_read: bool,
+
+    /// Serve HTTPS with this certificate chain (PEM)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "KILN_REGISTRY_TLS_CERT"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "KILN_REGISTRY_TLS_KEY"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 pub fn run(root: &Path, command: Command) -> Result<()> {
@@ -59,6 +77,11 @@ fn serve(root: &Path, args: ServeArgs) -> Result<()> {
             .transpose()?,
         anonymous_read: args.allow_anonymous_read,
     };
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::Tls { cert, key }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -69,10 +92,10 @@ fn serve(root: &Path, args: ServeArgs) -> Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         eprintln!(
-            "kiln registry listening on {addr}, storage {}",
+            "kiln registry listening on {addr}, {scheme}, storage {}",
             dir.display()
         );
-        server::serve(listener, storage, auth, shutdown_signal())
+        server::serve(listener, storage, auth, tls, shutdown_signal())
             .await
             .context("serving")?;
         eprintln!("kiln registry stopped");

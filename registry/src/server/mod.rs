@@ -109,20 +109,42 @@ async fn count(State(registry): State<AppState>, request: Request, next: Next) -
     })
 }
 
-/// Serve until `shutdown` resolves; requests in flight are finished first.
+/// A certificate chain and its private key, PEM files, for HTTPS.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Serve (HTTP, or HTTPS with `tls`) until `shutdown` resolves; requests in flight are
+/// finished first.
 pub async fn serve(
     listener: TcpListener,
     storage: RegistryStorage,
     auth: AuthConfig,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router_with_auth(storage, auth).layer(middleware::from_fn(access_log));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let Some(tls) = tls else {
+        return axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+    };
+    // One crypto provider for the process; a second install (tests) is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle)
+        .serve(service)
+        .await
 }
 
 async fn api_version(request: Request, next: Next) -> Response {
