@@ -143,6 +143,24 @@ fn skopeo_pushes_and_pulls_through_every_transport() {
     fresh.ok(&["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(fresh.image_id("busybox:pulled"), id);
 
+    // Docker schema2: skopeo converts on the way in; the registry keeps it as it came.
+    skopeo(&format!(
+        "copy --format v2s2 {no_tls} oci:{}:docker.io/library/busybox:latest docker://{r}/library/busybox:v2s2",
+        layout.display()
+    ));
+    let raw: serde_json::Value = serde_json::from_str(&skopeo(&format!(
+        "inspect --raw --tls-verify=false docker://{r}/library/busybox:v2s2"
+    )))
+    .unwrap();
+    assert_eq!(raw["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    let head = sh(&format!(
+        "curl -sSI http://{r}/v2/library/busybox/manifests/v2s2 | tr -d '\\r' | tr 'A-Z' 'a-z'"
+    ));
+    assert!(
+        head.contains("content-type: application/vnd.docker.distribution.manifest.v2+json"),
+        "{head}"
+    );
+
     // Delete: by digest, every tag on it goes.
     skopeo(&format!(
         "delete --tls-verify=false docker://{r}/library/busybox:1"
@@ -151,7 +169,7 @@ fn skopeo_pushes_and_pulls_through_every_transport() {
         "list-tags --tls-verify=false docker://{r}/library/busybox"
     )))
     .unwrap();
-    assert_eq!(tags["Tags"], serde_json::json!([]));
+    assert_eq!(tags["Tags"], serde_json::json!(["v2s2"]));
 
     // SIGTERM stops it cleanly.
     assert!(registry.stop().success());
