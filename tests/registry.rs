@@ -152,7 +152,10 @@ fn skopeo_pushes_and_pulls_through_every_transport() {
         "inspect --raw --tls-verify=false docker://{r}/library/busybox:v2s2"
     )))
     .unwrap();
-    assert_eq!(raw["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
     let head = sh(&format!(
         "curl -sSI http://{r}/v2/library/busybox/manifests/v2s2 | tr -d '\\r' | tr 'A-Z' 'a-z'"
     ));
@@ -418,4 +421,52 @@ fn tls_with_a_self_signed_certificate() {
     let healthz = sh(&format!("curl -sS --cacert {c}/ca.crt https://{r}/healthz"));
     assert_eq!(healthz, "ok\n");
     assert!(registry.stop().success());
+}
+
+#[test]
+fn registry_gc_keeps_what_tags_reach() {
+    let kiln = Kiln::new();
+    let rootfs = busybox_rootfs(kiln.dir.path());
+    kiln.ok(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
+    let layout = kiln.root().join("images");
+    let registry = Registry::start(&kiln);
+    let r = registry.addr.clone();
+    skopeo(&format!(
+        "copy --dest-tls-verify=false oci:{}:docker.io/library/busybox:latest docker://{r}/keep/busybox:1",
+        layout.display()
+    ));
+    // An orphan blob: uploaded, never named by a manifest.
+    let orphan = format!(
+        "sha256:{}",
+        sh("printf orphan | sha256sum | cut -d' ' -f1").trim()
+    );
+    sh(&format!(
+        "printf orphan | curl -sS -f -X POST --data-binary @- 'http://{r}/v2/keep/busybox/blobs/uploads/?digest={orphan}'"
+    ));
+    drop(registry);
+
+    let dry = kiln.ok(&["registry", "gc", "--dry-run", "--grace", "0s"]);
+    assert!(
+        dry.contains(&format!("would remove blob {orphan}")),
+        "{dry}"
+    );
+    let young = kiln.ok(&["registry", "gc"]);
+    assert!(
+        young.contains("0 manifests, 0 blobs"),
+        "the default grace keeps fresh uploads: {young}"
+    );
+    let done = kiln.ok(&["registry", "gc", "--grace", "0s"]);
+    assert!(done.contains(&format!("removed blob {orphan}")), "{done}");
+
+    let registry = Registry::start(&kiln);
+    let r = registry.addr.clone();
+    let out = kiln.scratch("after-gc");
+    skopeo(&format!(
+        "copy --src-tls-verify=false docker://{r}/keep/busybox:1 oci:{}:t",
+        out.display()
+    ));
+    let status = sh(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' -I http://{r}/v2/keep/busybox/blobs/{orphan}"
+    ));
+    assert_eq!(status, "404");
 }

@@ -12,6 +12,30 @@ use kiln_registry::{server, storage::RegistryStorage};
 #[derive(clap::Subcommand)]
 pub enum Command {
     Serve(ServeArgs),
+    Gc(GcArgs),
+}
+
+/// Remove manifests and blobs that no tag reaches
+///
+/// Live are tagged manifests, the children of live indexes, referrers of live manifests,
+/// and their configs and layers. Nothing younger than --grace is removed, so a push in
+/// progress keeps its blobs and the registry can keep serving meanwhile.
+///
+/// Example:  kiln registry gc --dry-run
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct GcArgs {
+    /// Only list what would be removed
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Keep anything written more recently than this
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    grace: std::time::Duration,
+
+    /// Storage directory [default: $KILN_ROOT/registry]
+    #[arg(long = "storage", value_name = "DIR", env = "KILN_REGISTRY_STORAGE")]
+    storage: Option<PathBuf>,
 }
 
 /// Serve an OCI Distribution registry (push and pull with docker, skopeo, kiln)
@@ -62,7 +86,43 @@ pub struct ServeArgs {
 pub fn run(root: &Path, command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve(root, args),
+        Command::Gc(args) => gc(root, args),
     }
+}
+
+fn gc(root: &Path, args: GcArgs) -> Result<()> {
+    let dir = args.storage.unwrap_or_else(|| root.join("registry"));
+    let storage = RegistryStorage::local(&dir)
+        .with_context(|| format!("opening registry storage at {}", dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime
+        .block_on(storage.gc(args.dry_run, args.grace))
+        .context("collecting garbage")?;
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for (repo, digest) in &report.manifests {
+        println!("{verb} manifest {repo}@{digest}");
+    }
+    for (digest, size) in &report.blobs {
+        println!(
+            "{verb} blob {digest} ({})",
+            crate::output::human_size(*size)
+        );
+    }
+    println!(
+        "{} manifests, {} blobs ({}), {} leftover uploads: {verb}",
+        report.manifests.len(),
+        report.blobs.len(),
+        crate::output::human_size(report.bytes()),
+        report.leftovers
+    );
+    Ok(())
 }
 
 fn serve(root: &Path, args: ServeArgs) -> Result<()> {

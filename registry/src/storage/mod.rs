@@ -15,6 +15,7 @@
 //! ignores `If-None-Match`): what two replicas may race on is either content-addressed
 //! (same bytes, same name) or last-writer-wins.
 
+mod gc;
 mod repository;
 mod upload;
 
@@ -28,6 +29,7 @@ use object_store::{
 };
 use sha2::{Digest as _, Sha256};
 
+pub use gc::GcReport;
 pub use repository::StoredManifest;
 pub use upload::UploadSession;
 

@@ -274,3 +274,109 @@ async fn manifests_tags_and_links_per_repository() {
     assert!(storage.tags("team/app").await.unwrap().is_empty());
     assert!(storage.tags("never/pushed").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn gc_removes_what_no_tag_reaches() {
+    use std::time::Duration;
+    let (_dir, storage) = storage();
+    let put = |data: &'static [u8]| {
+        let storage = storage.clone();
+        async move {
+            let d = Digest::of(data);
+            storage.put_blob(&d, body(&[data])).await.unwrap();
+            storage.link_blob("app", &d).await.unwrap();
+            d
+        }
+    };
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let manifest = |config: &Digest, layer: &Digest, subject: Option<&Digest>| {
+        let subject = subject
+            .map(|s| format!(r#","subject":{{"mediaType":"{mt}","digest":"{s}","size":1}}"#))
+            .unwrap_or_default();
+        Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{mt}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":1}}]{subject}}}"#
+        ))
+    };
+    let config = put(b"{}").await;
+    let (la, lb, ld, lr, orphan) = (
+        put(b"a").await,
+        put(b"b").await,
+        put(b"d").await,
+        put(b"r").await,
+        put(b"orphan").await,
+    );
+    // A tagged image; an untagged one; an index (tagged) whose child is untagged; a
+    // referrer of the tagged image.
+    let a = storage
+        .put_manifest("app", manifest(&config, &la, None), mt, Some("v1"))
+        .await
+        .unwrap();
+    let b = storage
+        .put_manifest("app", manifest(&config, &lb, None), mt, None)
+        .await
+        .unwrap();
+    let d = storage
+        .put_manifest("app", manifest(&config, &ld, None), mt, None)
+        .await
+        .unwrap();
+    let index = Bytes::from(format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"{mt}","digest":"{d}","size":1}}]}}"#
+    ));
+    storage
+        .put_manifest(
+            "app",
+            index,
+            "application/vnd.oci.image.index.v1+json",
+            Some("multi"),
+        )
+        .await
+        .unwrap();
+    let r_bytes = manifest(&config, &lr, Some(&a));
+    let r_digest = Digest::of(&r_bytes);
+    let mut r_desc = kiln_store::Descriptor::new(mt, r_digest.clone(), r_bytes.len() as u64);
+    r_desc.artifact_type = Some("application/vnd.example.sig".into());
+    storage.add_referrer("app", &a, &r_desc).await.unwrap();
+    storage
+        .put_manifest("app", r_bytes, mt, None)
+        .await
+        .unwrap();
+
+    // Everything is young: with the default grace nothing goes.
+    let report = storage.gc(false, Duration::from_secs(3600)).await.unwrap();
+    assert!(
+        report.manifests.is_empty() && report.blobs.is_empty(),
+        "{report:?}"
+    );
+
+    let dry = storage.gc(true, Duration::ZERO).await.unwrap();
+    assert_eq!(dry.manifests, vec![("app".to_string(), b.clone())]);
+    let mut removed: Vec<Digest> = dry.blobs.iter().map(|(d, _)| d.clone()).collect();
+    removed.sort();
+    let mut want = vec![b.clone(), lb.clone(), orphan.clone()];
+    want.sort();
+    assert_eq!(removed, want);
+    assert!(
+        storage.blob_size(&orphan).await.unwrap().is_some(),
+        "a dry run deletes nothing"
+    );
+
+    storage.gc(false, Duration::ZERO).await.unwrap();
+    for gone in [&lb, &orphan, &b] {
+        assert_eq!(storage.blob_size(gone).await.unwrap(), None, "{gone}");
+    }
+    assert!(storage.get_manifest("app", &b.to_string()).await.is_err());
+    for kept in [&config, &la, &ld, &lr] {
+        assert!(storage.blob_size(kept).await.unwrap().is_some(), "{kept}");
+    }
+    for kept in [&a, &d, &r_digest] {
+        storage
+            .get_manifest("app", &kept.to_string())
+            .await
+            .unwrap();
+    }
+    assert!(
+        !storage.blob_linked("app", &orphan).await.unwrap(),
+        "dangling link removed"
+    );
+    assert_eq!(storage.referrers("app", &a).await.unwrap().len(), 1);
+}
