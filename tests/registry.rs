@@ -470,3 +470,53 @@ fn registry_gc_keeps_what_tags_reach() {
     ));
     assert_eq!(status, "404");
 }
+
+#[test]
+fn serve_reads_a_config_file() {
+    require_tool("htpasswd");
+    let kiln = Kiln::new();
+    let users = kiln.scratch("htpasswd");
+    sh(&format!(
+        "htpasswd -Bbc {} bob pw 2>/dev/null",
+        users.display()
+    ));
+    let storage = kiln.scratch("elsewhere");
+    let config = kiln.file(
+        "kiln-registry.toml",
+        format!(
+            "storage = \"{}\"\nhtpasswd = \"{}\"\nallow_anonymous_read = true\n",
+            storage.display(),
+            users.display()
+        )
+        .as_bytes(),
+    );
+    let registry = Registry::start_with(&kiln, &["--config", &config]);
+    let r = &registry.addr;
+    let anonymous_push = sh(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' -X POST http://{r}/v2/c/blobs/uploads/"
+    ));
+    assert_eq!(anonymous_push, "401", "htpasswd from the file is in force");
+    let read = sh(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' http://{r}/v2/"
+    ));
+    assert_eq!(read, "200", "anonymous reads from the file are in force");
+    let push = sh(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' -u bob:pw -X POST http://{r}/v2/c/blobs/uploads/"
+    ));
+    assert_eq!(push, "202");
+    assert!(
+        storage.join("uploads").exists(),
+        "storage from the file is used"
+    );
+    drop(registry);
+
+    let bad = kiln.file(
+        "bad.toml",
+        b"listen = \"127.0.0.1:0\"\nlisten_port = 5000\n",
+    );
+    let err = kiln.fails(&["registry", "serve", "--config", &bad]);
+    assert!(
+        err.contains("unknown field") && err.contains("listen_port"),
+        "{err}"
+    );
+}

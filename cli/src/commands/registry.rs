@@ -48,9 +48,14 @@ pub struct GcArgs {
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct ServeArgs {
-    /// Address to listen on
-    #[arg(long, default_value = "0.0.0.0:5000", env = "KILN_REGISTRY_LISTEN")]
-    listen: SocketAddr,
+    /// Settings from a TOML file (keys: listen, storage, htpasswd, allow_anonymous_read,
+    /// tls_cert, tls_key); flags and environment variables override it
+    #[arg(long, value_name = "FILE", env = "KILN_REGISTRY_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Address to listen on [default: 0.0.0.0:5000]
+    #[arg(long, env = "KILN_REGISTRY_LISTEN")]
+    listen: Option<SocketAddr>,
 
     /// Storage directory [default: $KILN_ROOT/registry]
     #[arg(long = "storage", value_name = "DIR", env = "KILN_REGISTRY_STORAGE")]
@@ -61,7 +66,7 @@ pub struct ServeArgs {
     htpasswd: Option<PathBuf>,
 
     /// With --htpasswd: let anyone pull; only pushes and deletes need credentials
-    #[arg(long, requires = "htpasswd")]
+    #[arg(long)]
     allow_anonymous_read: bool,
 
     /// Serve HTTPS with this certificate chain (PEM)
@@ -125,7 +130,43 @@ fn gc(root: &Path, args: GcArgs) -> Result<()> {
     Ok(())
 }
 
-fn serve(root: &Path, args: ServeArgs) -> Result<()> {
+/// `--config FILE`: the same settings as the flags.
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    storage: Option<PathBuf>,
+    htpasswd: Option<PathBuf>,
+    allow_anonymous_read: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+fn serve(root: &Path, mut args: ServeArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<ConfigFile>(&text)
+                .with_context(|| format!("invalid config {}", path.display()))?
+        }
+        None => ConfigFile::default(),
+    };
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5000)));
+    args.storage = args.storage.or(file.storage);
+    args.htpasswd = args.htpasswd.or(file.htpasswd);
+    args.allow_anonymous_read |= file.allow_anonymous_read.unwrap_or(false);
+    args.tls_cert = args.tls_cert.or(file.tls_cert);
+    args.tls_key = args.tls_key.or(file.tls_key);
+    if args.allow_anonymous_read && args.htpasswd.is_none() {
+        anyhow::bail!("allow_anonymous_read needs htpasswd: without it every request is anonymous");
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        anyhow::bail!("tls_cert and tls_key go together");
+    }
     let dir = args.storage.unwrap_or_else(|| root.join("registry"));
     let storage = RegistryStorage::local(&dir)
         .with_context(|| format!("opening registry storage at {}", dir.display()))?;
@@ -147,9 +188,9 @@ fn serve(root: &Path, args: ServeArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("listening on {}", args.listen))?;
+            .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
         eprintln!(
             "kiln registry listening on {addr}, {scheme}, storage {}",
