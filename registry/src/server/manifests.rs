@@ -47,7 +47,23 @@ pub async fn handle(
     let parsed = parse_reference(reference)?;
     match *request.method() {
         Method::GET | Method::HEAD => {
-            get(registry, name, reference, request.method() == Method::HEAD).await
+            let accept = request
+                .headers()
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(|t| t.split(';').next().unwrap_or(t).trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>();
+            get(
+                registry,
+                name,
+                reference,
+                request.method() == Method::HEAD,
+                &accept,
+            )
+            .await
         }
         Method::PUT => put(registry, name, parsed, request).await,
         Method::DELETE => delete(registry, name, parsed).await,
@@ -66,12 +82,26 @@ async fn get(
     name: &str,
     reference: &str,
     head: bool,
+    accept: &[String],
 ) -> Result<Response, Response> {
     let m = registry
         .storage
         .get_manifest(name, reference)
         .await
         .map_err(unknown)?;
+    // Manifests are served as stored, never converted: a client that accepts only other
+    // types gets MANIFEST_UNKNOWN, as from Distribution, rather than bytes it cannot read.
+    let acceptable = accept.is_empty()
+        || accept
+            .iter()
+            .any(|t| t == "*/*" || t == "application/*" || *t == m.media_type);
+    if !acceptable {
+        return Err(ApiError::ManifestUnknown(format!(
+            "{name}:{reference} is a {}, which the Accept header does not list",
+            m.media_type
+        ))
+        .into());
+    }
     let mut response = if head {
         Body::empty().into_response()
     } else {

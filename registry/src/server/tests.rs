@@ -655,3 +655,32 @@ async fn basic_auth_with_a_challenge_and_anonymous_reads() {
         "only bcrypt"
     );
 }
+
+#[tokio::test]
+async fn accept_negotiation_serves_as_stored_or_not_at_all() {
+    let h = Harness::new();
+    let config = h.blob("n", b"{}").await;
+    let body = manifest(&config, &[]);
+    h.call(
+        "PUT",
+        "/v2/n/manifests/v1",
+        &[("content-type", OCI_MANIFEST)],
+        body.as_bytes(),
+    )
+    .await;
+    let docker = "application/vnd.docker.distribution.manifest.v2+json";
+    for (accept, want) in [
+        (None, StatusCode::OK),
+        (Some(format!("{docker}, {OCI_MANIFEST}")), StatusCode::OK),
+        (Some(format!("{OCI_MANIFEST};q=0.9")), StatusCode::OK),
+        (Some("*/*".to_string()), StatusCode::OK),
+        (Some(docker.to_string()), StatusCode::NOT_FOUND),
+    ] {
+        let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("accept", a.as_str())).collect();
+        let (status, _, got) = h.call("GET", "/v2/n/manifests/v1", &headers, b"").await;
+        assert_eq!(status, want, "{accept:?}");
+        if want == StatusCode::NOT_FOUND {
+            assert_eq!(code(&got), "MANIFEST_UNKNOWN");
+        }
+    }
+}
