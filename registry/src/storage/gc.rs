@@ -11,12 +11,11 @@ use std::{
     time::Duration,
 };
 
-use futures::TryStreamExt;
 use kiln_store::{
     Digest, Index, Manifest,
     spec::{self, DocumentKind},
 };
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, path::Path};
+use object_store::{ObjectMeta, ObjectStoreExt, path::Path};
 
 use super::{RegistryStorage, Result};
 
@@ -158,11 +157,7 @@ impl RegistryStorage {
     }
 
     async fn list_meta(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        Ok(self
-            .store
-            .list(Some(&Path::from(prefix)))
-            .try_collect()
-            .await?)
+        self.list_under(&Path::from(prefix)).await
     }
 
     async fn delete_quietly(&self, path: &Path) -> Result<()> {

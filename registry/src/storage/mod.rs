@@ -22,7 +22,7 @@ mod upload;
 use std::{ops::Range, path::Path as FsPath, sync::Arc};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt, stream::BoxStream};
+use futures::{Stream, StreamExt, TryStreamExt, stream::BoxStream};
 use kiln_store::Digest;
 use object_store::{
     ObjectStore, ObjectStoreExt, WriteMultipart, local::LocalFileSystem, path::Path,
@@ -154,6 +154,11 @@ impl RegistryStorage {
             .delete(&Self::blob_path(digest))
             .await
             .map_err(|e| StorageError::from_backend(format!("blob {digest}"), e))
+    }
+
+    /// Every object under `prefix` (recursively).
+    async fn list_under(&self, prefix: &Path) -> Result<Vec<object_store::ObjectMeta>> {
+        Ok(self.store.list(Some(prefix)).try_collect().await?)
     }
 
     /// Store a whole blob from a stream; it becomes visible only if its digest is `expected`.

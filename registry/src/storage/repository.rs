@@ -185,14 +185,13 @@ impl RegistryStorage {
             subject.algorithm(),
             subject.hex()
         ));
-        let paths: Vec<Path> = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await?;
         let mut out = Vec::new();
-        for path in paths {
+        for path in self
+            .list_under(&prefix)
+            .await?
+            .into_iter()
+            .map(|m| m.location)
+        {
             let referrer: Option<kiln_store::Descriptor> =
                 read_json(self.store.as_ref(), &path).await?;
             // A referrer whose manifest was deleted from the repository is no longer listed.

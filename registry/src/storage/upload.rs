@@ -195,11 +195,11 @@ impl RegistryStorage {
         }
         let prefix = Path::from(format!("uploads/{id}"));
         let paths: Vec<Path> = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await?;
+            .list_under(&prefix)
+            .await?
+            .into_iter()
+            .map(|m| m.location)
+            .collect();
         if paths.is_empty() {
             return Err(StorageError::NotFound(format!("upload {id}")));
         }
