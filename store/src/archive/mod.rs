@@ -2,7 +2,9 @@
 //! and an OCI image layout (`oci-layout`, `index.json`, `blobs/`), as Docker 25+ writes it.
 
 mod load;
+mod plan;
 mod save;
+mod verifier;
 
 pub use load::{LoadReport, LoadedImage, load};
 pub use save::{SaveOptions, SaveRequest, save};
