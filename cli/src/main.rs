@@ -2,6 +2,7 @@
 
 mod commands;
 mod output;
+mod progress;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -36,6 +37,11 @@ enum Command {
     Inspect(commands::inspect::Args),
     History(commands::history::Args),
     Prune(commands::prune::Args),
+    Pull(commands::pull::Args),
+    Push(commands::push::Args),
+    Copy(commands::copy::Args),
+    Login(commands::login::LoginArgs),
+    Logout(commands::login::LogoutArgs),
     #[command(subcommand)]
     Registry(commands::registry::Command),
 }
@@ -56,6 +62,11 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(&root, args),
         Command::History(args) => commands::history::run(&root, args),
         Command::Prune(args) => commands::prune::run(&root, args),
+        Command::Pull(args) => commands::pull::run(&root, args),
+        Command::Push(args) => commands::push::run(&root, args),
+        Command::Copy(args) => commands::copy::run(&root, args),
+        Command::Login(args) => commands::login::login(args),
+        Command::Logout(args) => commands::login::logout(args),
         Command::Registry(command) => commands::registry::run(&root, command),
     };
     match result {

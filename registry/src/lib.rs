@@ -2,5 +2,7 @@
 //! (issues 3 and 4 fill it in). It depends on the store and nothing above it.
 
 pub use kiln_store as store;
+pub mod client;
+pub mod copy;
 pub mod server;
 pub mod storage;

@@ -190,27 +190,14 @@ impl ImageStore {
                 DocumentKind::Manifest => return Ok(current),
                 DocumentKind::Index => {
                     let index: Index = spec::from_json(&bytes, &what)?;
-                    let images: Vec<_> = index
-                        .manifests
-                        .iter()
-                        .filter(|d| d.platform.as_ref().is_none_or(|p| p.os != "unknown"))
-                        .collect();
-                    let chosen = images
-                        .iter()
-                        .find(|d| d.platform.as_ref().is_some_and(|p| p.matches(platform)))
-                        .or(if images.len() == 1 {
-                            images.first()
-                        } else {
-                            None
-                        })
-                        .ok_or_else(|| Error::BadImage {
-                            what: what.clone(),
-                            detail: format!(
-                                "no manifest for {}/{}",
-                                platform.os, platform.architecture
-                            ),
-                        })?;
-                    current = (*chosen).clone();
+                    let chosen = index.select(platform).ok_or_else(|| Error::BadImage {
+                        what: what.clone(),
+                        detail: format!(
+                            "no manifest for {}/{}",
+                            platform.os, platform.architecture
+                        ),
+                    })?;
+                    current = chosen.clone();
                 }
             }
         }
@@ -348,19 +335,24 @@ fn entry_of(descriptor: Descriptor) -> ImageEntry {
 }
 
 pub(crate) fn set_in_index(index: &mut Index, reference: Option<&Reference>, target: &Descriptor) {
+    set_named(index, reference.map(ToString::to_string).as_deref(), target);
+}
+
+/// Point the `ref.name` annotation `name` at `target` (replacing what it named), or
+/// with no name, add `target` untagged unless the index already holds it.
+pub(crate) fn set_named(index: &mut Index, name: Option<&str>, target: &Descriptor) {
     let mut entry = Descriptor::new(&target.media_type, target.digest.clone(), target.size);
     entry.platform = target.platform.clone();
-    match reference {
-        Some(reference) => {
-            let full = reference.to_string();
+    match name {
+        Some(name) => {
             index
                 .manifests
-                .retain(|d| d.annotation(ANNOTATION_REF_NAME) != Some(full.as_str()));
+                .retain(|d| d.annotation(ANNOTATION_REF_NAME) != Some(name));
             // A tagged image needs no untagged twin.
             index.manifests.retain(|d| {
                 d.digest != target.digest || d.annotation(ANNOTATION_REF_NAME).is_some()
             });
-            entry.set_annotation(ANNOTATION_REF_NAME, full);
+            entry.set_annotation(ANNOTATION_REF_NAME, name);
             index.manifests.push(entry);
         }
         None => {

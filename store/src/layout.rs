@@ -107,6 +107,15 @@ impl ImageLayout {
         Ok(out)
     }
 
+    /// Name `descriptor` in `index.json` with the `ref.name` annotation `name` (a full
+    /// reference in kiln's store, a bare tag in an `oci:` directory), atomically.
+    pub fn set_named(&self, name: Option<&str>, descriptor: &crate::Descriptor) -> Result<()> {
+        self.update_index(|index| {
+            crate::images::set_named(index, name, descriptor);
+            Ok(())
+        })
+    }
+
     /// Taken shared by everything that adds to the store, exclusive by what deletes blobs,
     /// so garbage collection never removes a blob that a running load is about to tag.
     pub fn gc_lock(&self, exclusive: bool) -> Result<LayoutLock> {

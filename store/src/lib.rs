@@ -23,12 +23,14 @@ pub use digest::Digest;
 pub use digest_io::{CountingReader, CountingSink, DigestReader, DigestWriter};
 pub use error::{Error, Result};
 pub use flatten::export_flat;
-pub use images::{GcReport, Image, ImageEntry, ImageStore};
+pub use images::{CONFIG_LIMIT, DOCUMENT_LIMIT, GcReport, Image, ImageEntry, ImageStore};
 pub use import::{ImportOptions, Imported, Tee, import_rootfs};
 pub use layer::{
     LayerOptions, LayerSink, LayerWriter, OPAQUE_WHITEOUT, StagedLayer, WHITEOUT_PREFIX,
 };
 pub use layout::{ImageLayout, LayoutLock};
-pub use reference::{Reference, validate_path as validate_repository_name, validate_tag};
+pub use reference::{
+    DEFAULT_TAG, Reference, validate_path as validate_repository_name, validate_tag,
+};
 pub use spec::{Descriptor, History, ImageConfig, Index, Manifest, Platform, RootFs, RunConfig};
 pub use tar_check::{PathCheck, TarSummary, check_tar, normalise_path};

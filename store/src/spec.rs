@@ -103,6 +103,25 @@ impl Platform {
         }
     }
 
+    /// `os/arch[/variant]`, as `--platform` takes it (`linux/arm64/v8`, `linux/amd64`).
+    pub fn parse(text: &str) -> Result<Platform> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let bad = || Error::BadImage {
+            what: format!("platform {text:?}"),
+            detail: "expected os/arch or os/arch/variant, e.g. linux/arm64".into(),
+        };
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            return Err(bad());
+        }
+        Ok(Platform {
+            os: parts[0].to_string(),
+            architecture: parts[1].to_string(),
+            os_version: None,
+            os_features: None,
+            variant: parts.get(2).map(|v| v.to_string()),
+        })
+    }
+
     /// Does an image for `self` run on `host`? Variants only matter when both name one.
     pub fn matches(&self, host: &Platform) -> bool {
         self.os == host.os
@@ -148,6 +167,27 @@ pub struct Index {
     pub subject: Option<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<Annotations>,
+}
+
+impl Index {
+    /// The manifest for `platform`; or, when the index holds a single image (attestation
+    /// entries, `unknown/unknown`, aside), that one.
+    pub fn select(&self, platform: &Platform) -> Option<&Descriptor> {
+        let images: Vec<_> = self
+            .manifests
+            .iter()
+            .filter(|d| d.platform.as_ref().is_none_or(|p| p.os != "unknown"))
+            .collect();
+        images
+            .iter()
+            .find(|d| d.platform.as_ref().is_some_and(|p| p.matches(platform)))
+            .or(if images.len() == 1 {
+                images.first()
+            } else {
+                None
+            })
+            .copied()
+    }
 }
 
 impl Default for Index {

@@ -1,16 +1,21 @@
 //! One module per subcommand; each has `Args` (clap) and `run`.
 
+pub mod copy;
 pub mod export;
 pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod login;
 pub mod prune;
+pub mod pull;
+pub mod push;
 pub mod registry;
 pub mod rmi;
 pub mod save;
 pub mod tag;
+pub mod transfer;
 
 use std::path::Path;
 

@@ -2,11 +2,13 @@
 //! and an OCI image layout (`oci-layout`, `index.json`, `blobs/`), as Docker 25+ writes it.
 
 mod load;
+mod oci_archive;
 mod plan;
 mod save;
 mod verifier;
 
 pub use load::{LoadReport, LoadedImage, load};
+pub use oci_archive::{pack_layout, unpack_layout};
 pub use save::{SaveOptions, SaveRequest, save};
 
 use serde::{Deserialize, Serialize};

@@ -209,7 +209,7 @@ fn closure(store: &ImageStore, top: &Descriptor) -> Result<Vec<Digest>> {
     Ok(out)
 }
 
-fn header(kind: EntryType, mode: u32, mtime: u64) -> Header {
+pub(super) fn header(kind: EntryType, mode: u32, mtime: u64) -> Header {
     let mut h = Header::new_ustar();
     h.set_entry_type(kind);
     h.set_mode(mode);
@@ -220,7 +220,7 @@ fn header(kind: EntryType, mode: u32, mtime: u64) -> Header {
     h
 }
 
-fn append_bytes<W: Write>(
+pub(super) fn append_bytes<W: Write>(
     tar: &mut tar::Builder<W>,
     path: &str,
     bytes: &[u8],
@@ -232,7 +232,11 @@ fn append_bytes<W: Write>(
         .ctx(|| format!("writing {path}"))
 }
 
-fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &str, mtime: u64) -> Result<()> {
+pub(super) fn append_dir<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    mtime: u64,
+) -> Result<()> {
     let mut h = header(EntryType::Directory, 0o755, mtime);
     tar.append_data(&mut h, path, io::empty())
         .ctx(|| format!("writing {path}"))

@@ -1,0 +1,228 @@
+//! `ClientError`: what went wrong talking to a registry, in words a user can act on.
+
+use kiln_store::Digest;
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("unknown registry host {host}: the name does not resolve ({detail})")]
+    UnknownHost { host: String, detail: String },
+
+    #[error("cannot connect to {host}: connection refused (is the registry running on that port?)")]
+    Refused { host: String },
+
+    #[error("cannot reach {host}: {detail}")]
+    Transport { host: String, detail: String },
+
+    #[error("{host}: authentication required{}: {message}", hint(.have_credentials))]
+    Unauthorized {
+        host: String,
+        message: String,
+        have_credentials: bool,
+    },
+
+    #[error("{host}: access to {what} denied: {message}")]
+    Denied {
+        host: String,
+        what: String,
+        message: String,
+    },
+
+    #[error("{what} not found on {host}{}", detail_suffix(.message))]
+    NotFound {
+        host: String,
+        what: String,
+        message: String,
+    },
+
+    #[error("{host} answered {status} to {action}: {message}")]
+    Status {
+        host: String,
+        action: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("blob {digest} from {origin} does not match its digest: the bytes hash to {actual}")]
+    DigestMismatch {
+        digest: Digest,
+        origin: String,
+        actual: Digest,
+    },
+
+    #[error("blob {digest} from {origin} is {actual} bytes, but its descriptor says {expected}")]
+    SizeMismatch {
+        digest: Digest,
+        origin: String,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error("{host} sent an invalid response to {action}: {detail}")]
+    Protocol {
+        host: String,
+        action: String,
+        detail: String,
+    },
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    Store(#[from] kiln_store::Error),
+}
+
+fn hint(have_credentials: &bool) -> &'static str {
+    if *have_credentials {
+        " (the stored credentials were refused)"
+    } else {
+        " (run `kiln login` first)"
+    }
+}
+
+fn detail_suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(" ({message})")
+    }
+}
+
+impl ClientError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ClientError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Turn a transport failure into one of the cases a user can act on. reqwest wraps
+    /// hyper wraps io; the useful fact (refused, no such host) sits somewhere in the chain.
+    pub fn transport(host: &str, err: &reqwest::Error) -> Self {
+        let mut chain = String::new();
+        let mut refused = false;
+        let mut source: Option<&dyn std::error::Error> = Some(err);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::ConnectionRefused
+            {
+                refused = true;
+            }
+            let text = e.to_string();
+            if !chain.contains(&text) {
+                if !chain.is_empty() {
+                    chain.push_str(": ");
+                }
+                chain.push_str(&text);
+            }
+            source = e.source();
+        }
+        if let Some(found) = blob_check_in(err) {
+            return found;
+        }
+        if refused {
+            return ClientError::Refused {
+                host: host.to_string(),
+            };
+        }
+        if chain.contains("dns error") || chain.contains("failed to lookup address") {
+            let detail = chain
+                .rsplit(": ")
+                .next()
+                .unwrap_or("lookup failed")
+                .to_string();
+            return ClientError::UnknownHost {
+                host: host.to_string(),
+                detail,
+            };
+        }
+        // Drop reqwest's "error sending request for url (…)" preamble: the host says it.
+        let detail = chain
+            .split_once("): ")
+            .map_or(chain.as_str(), |(_, rest)| rest)
+            .to_string();
+        ClientError::Transport {
+            host: host.to_string(),
+            detail,
+        }
+    }
+
+    /// Worth trying again on a fresh connection (a dropped or reset transfer)?
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Transport { .. } => true,
+            ClientError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// A digest or size check that failed inside a request body (a blob streamed from one
+/// registry to another) comes back wrapped in reqwest's error; find it.
+fn blob_check_in(err: &reqwest::Error) -> Option<ClientError> {
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = source {
+        match e.downcast_ref::<ClientError>() {
+            Some(ClientError::DigestMismatch {
+                digest,
+                origin,
+                actual,
+            }) => {
+                return Some(ClientError::DigestMismatch {
+                    digest: digest.clone(),
+                    origin: origin.clone(),
+                    actual: actual.clone(),
+                });
+            }
+            Some(ClientError::SizeMismatch {
+                digest,
+                origin,
+                expected,
+                actual,
+            }) => {
+                return Some(ClientError::SizeMismatch {
+                    digest: digest.clone(),
+                    origin: origin.clone(),
+                    expected: *expected,
+                    actual: *actual,
+                });
+            }
+            _ => source = e.source(),
+        }
+    }
+    None
+}
+
+/// Do the bytes that arrived match the descriptor they were asked by?
+pub fn check_blob(
+    expected: &Digest,
+    size: u64,
+    actual: &Digest,
+    actual_size: u64,
+    origin: &str,
+) -> Result<()> {
+    if actual_size != size {
+        return Err(ClientError::SizeMismatch {
+            digest: expected.clone(),
+            origin: origin.to_string(),
+            expected: size,
+            actual: actual_size,
+        });
+    }
+    if actual != expected {
+        return Err(ClientError::DigestMismatch {
+            digest: expected.clone(),
+            origin: origin.to_string(),
+            actual: actual.clone(),
+        });
+    }
+    Ok(())
+}

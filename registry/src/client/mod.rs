@@ -1,0 +1,323 @@
+//! The registry client: one `Client` per command, talking OCI Distribution to any registry
+//! (kiln's, CNCF Distribution, a hosted one with token auth). It finds the scheme,
+//! answers Basic and Bearer challenges from `~/.docker/config.json`, and maps every
+//! failure to an error a user can act on. `Repository` holds the per-repository calls.
+
+mod auth;
+mod challenge;
+mod credentials;
+mod error;
+mod known_blobs;
+mod repository;
+
+use std::{collections::HashMap, path::PathBuf, sync::Mutex, time::Duration};
+
+use reqwest::{RequestBuilder, Response, StatusCode, header};
+
+pub use auth::Access;
+use auth::HostAuth;
+pub use challenge::Challenge;
+pub use credentials::{Credentials, DockerConfig};
+pub use error::{ClientError, Result, check_blob};
+pub use known_blobs::KnownBlobs;
+pub use repository::{BlobBody, ManifestResponse, OnBytes, PushOutcome, Repository, UploadStart};
+
+/// Docker Hub's API lives on another host than the name users type.
+const DOCKER_HUB_HOST: &str = "registry-1.docker.io";
+
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Registries (`host` or `host:port`) reached without TLS verification: HTTPS when
+    /// they answer it, plain HTTP otherwise. localhost and 127.0.0.0/8 always are, as in
+    /// docker.
+    pub insecure: Vec<String>,
+    /// Extra PEM roots, on top of the system's.
+    pub ca_certs: Vec<PathBuf>,
+    /// The docker-style credentials file.
+    pub auth_file: PathBuf,
+    /// Blobs larger than this are uploaded in chunks of this size, and a chunk that
+    /// breaks is resumed from where the registry says it stopped.
+    pub chunk_size: u64,
+    /// Attempts per blob (and per chunk) before a transfer gives up.
+    pub attempts: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure: Vec::new(),
+            ca_certs: Vec::new(),
+            auth_file: DockerConfig::default_path(),
+            chunk_size: 64 << 20,
+            attempts: 4,
+        }
+    }
+}
+
+pub struct Client {
+    verified: reqwest::Client,
+    unverified: reqwest::Client,
+    options: ClientOptions,
+    config: DockerConfig,
+    hosts: Mutex<HashMap<String, HostState>>,
+}
+
+#[derive(Default)]
+struct HostState {
+    /// `https://host:port` or `http://host:port`, found on first contact.
+    base: Option<String>,
+    auth: HostAuth,
+}
+
+/// The registry host that serves a reference's domain.
+pub fn api_host(domain: &str) -> &str {
+    match domain {
+        "docker.io" | "index.docker.io" => DOCKER_HUB_HOST,
+        other => other,
+    }
+}
+
+impl Client {
+    pub fn new(options: ClientOptions) -> Result<Client> {
+        let mut verified = base_builder();
+        for path in &options.ca_certs {
+            let pem = std::fs::read(path)
+                .map_err(|e| ClientError::io(format!("reading {}", path.display()), e))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ClientError::Usage(format!("{} holds no PEM certificate: {e}", path.display()))
+            })?;
+            for cert in certs {
+                verified = verified.add_root_certificate(cert);
+            }
+        }
+        let build = |b: reqwest::ClientBuilder| {
+            b.build()
+                .map_err(|e| ClientError::Usage(format!("setting up HTTP: {e}")))
+        };
+        let config = DockerConfig::load(&options.auth_file)?;
+        Ok(Client {
+            verified: build(verified)?,
+            unverified: build(base_builder().danger_accept_invalid_certs(true))?,
+            options,
+            config,
+            hosts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Use these credentials for `host` in this process (as `kiln login` checks them
+    /// before saving), whatever the credentials file says.
+    pub fn set_credentials(&mut self, host: &str, credentials: &Credentials) {
+        self.config.set(host, credentials);
+    }
+
+    pub fn credentials(&self, host: &str) -> Option<Credentials> {
+        self.config.get(host)
+    }
+
+    /// Is this host reached without TLS verification (docker's "insecure registry")?
+    pub fn is_insecure(&self, host: &str) -> bool {
+        let name = host_name(host);
+        name == "localhost"
+            || name == "::1"
+            || name.starts_with("127.")
+            || self.options.insecure.iter().any(|h| h == host || h == name)
+    }
+
+    fn http(&self, host: &str) -> &reqwest::Client {
+        if self.is_insecure(host) {
+            &self.unverified
+        } else {
+            &self.verified
+        }
+    }
+
+    /// `https://host` — or, for an insecure registry that does not speak TLS, `http://host`.
+    pub async fn base(&self, host: &str) -> Result<String> {
+        if let Some(base) = self.host_state(host, |s| s.base.clone()) {
+            return Ok(base);
+        }
+        let https = format!("https://{host}");
+        let base = if self.is_insecure(host) {
+            // Docker's rule: try TLS (unverified), fall back to plain HTTP.
+            match self.unverified.get(format!("{https}/v2/")).send().await {
+                Ok(_) => https,
+                Err(e) if e.is_connect() && !is_refused(&e) => format!("http://{host}"),
+                Err(e) => return Err(ClientError::transport(host, &e)),
+            }
+        } else {
+            https
+        };
+        self.host_state(host, |s| s.base = Some(base.clone()));
+        Ok(base)
+    }
+
+    fn host_state<T>(&self, host: &str, f: impl FnOnce(&mut HostState) -> T) -> T {
+        let mut hosts = self.hosts.lock().expect("host table lock");
+        f(hosts.entry(host.to_string()).or_default())
+    }
+
+    /// Send a request built by `build` (called again for the retry, so bodies must be
+    /// rebuildable), answering one authentication challenge on the way.
+    pub async fn send(
+        &self,
+        host: &str,
+        access: &Access,
+        build: &(dyn Fn(&reqwest::Client, &str) -> Result<RequestBuilder> + Sync),
+    ) -> Result<Response> {
+        let base = self.base(host).await?;
+        let http = self.http(host);
+        let mut challenged = false;
+        loop {
+            let mut request = build(http, &base)?;
+            if let Some(value) = self.host_state(host, |s| s.auth.header(access)) {
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| ClientError::transport(host, &e))?;
+            if response.status() != StatusCode::UNAUTHORIZED || challenged {
+                return Ok(response);
+            }
+            challenged = true;
+            let challenge = response
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Challenge::parse);
+            let Some(challenge) = challenge else {
+                return Ok(response);
+            };
+            self.answer(host, access, challenge).await?;
+        }
+    }
+
+    /// Set up what the next request sends: Basic credentials, or a token fetched for
+    /// `access` from the challenge's realm.
+    async fn answer(&self, host: &str, access: &Access, challenge: Challenge) -> Result<()> {
+        let credentials = self.credentials(host);
+        match challenge {
+            Challenge::Basic { .. } => {
+                let Some(credentials) = credentials else {
+                    return Err(ClientError::Unauthorized {
+                        host: host.to_string(),
+                        message: "the registry asks for a user name and password".into(),
+                        have_credentials: false,
+                    });
+                };
+                self.host_state(host, |s| s.auth.use_basic(credentials));
+            }
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let token = auth::fetch_token(
+                    self.http(host),
+                    host,
+                    &realm,
+                    service.as_deref(),
+                    &access.scopes(scope.as_deref()),
+                    credentials.as_ref(),
+                )
+                .await?;
+                self.host_state(host, |s| s.auth.store_token(access, token));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn base_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+}
+
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+fn is_refused(err: &reqwest::Error) -> bool {
+    matches!(ClientError::transport("", err), ClientError::Refused { .. })
+}
+
+/// The registry's own words for a failed response: the OCI error body's codes and
+/// messages, or the start of whatever text it sent.
+pub async fn error_message(response: Response) -> String {
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<OciError>,
+    }
+    #[derive(serde::Deserialize)]
+    struct OciError {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    if let Ok(errors) = serde_json::from_slice::<Errors>(&body)
+        && !errors.errors.is_empty()
+    {
+        return errors
+            .errors
+            .iter()
+            .map(|e| match (e.code.is_empty(), e.message.is_empty()) {
+                (false, false) => format!("{}: {}", e.code, e.message),
+                (false, true) => e.code.clone(),
+                _ => e.message.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    let text = String::from_utf8_lossy(&body);
+    let text = text.trim();
+    if text.is_empty() || text.len() > 300 || text.starts_with('<') {
+        status
+            .canonical_reason()
+            .unwrap_or("no message")
+            .to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// Map a response that is not what `action` wanted to the matching error.
+pub async fn failure(host: &str, action: &str, what: &str, response: Response) -> ClientError {
+    let status = response.status();
+    let message = error_message(response).await;
+    let host = host.to_string();
+    match status {
+        StatusCode::UNAUTHORIZED => ClientError::Unauthorized {
+            host,
+            message,
+            have_credentials: false,
+        },
+        StatusCode::FORBIDDEN => ClientError::Denied {
+            host,
+            what: what.to_string(),
+            message,
+        },
+        StatusCode::NOT_FOUND => ClientError::NotFound {
+            host,
+            what: what.to_string(),
+            message,
+        },
+        _ => ClientError::Status {
+            host,
+            action: action.to_string(),
+            status: status.as_u16(),
+            message,
+        },
+    }
+}

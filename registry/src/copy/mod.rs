@@ -1,0 +1,269 @@
+//! `copy`: move one image (or a whole index) from a `Source` to a `Destination` — a
+//! registry, or an OCI layout on disk (kiln's store, an `oci:` directory, the staging
+//! layout behind an archive). Blobs go first, several at a time, each verified on the
+//! way; manifests go last, children before parents, so a destination never names an
+//! image whose parts are missing. `transport` turns skopeo-style names into these.
+
+mod blobs;
+pub mod transport;
+
+use std::{collections::HashSet, future::Future, pin::Pin, sync::Arc};
+
+use futures::{StreamExt, TryStreamExt};
+use kiln_store::{
+    DOCUMENT_LIMIT, Descriptor, Digest, ImageLayout, Index, Manifest, Platform,
+    spec::{self, DocumentKind},
+};
+
+use crate::client::{ClientError, KnownBlobs, Repository, Result};
+
+pub use blobs::BlobOutcome;
+
+/// Where an image comes from.
+pub enum Source {
+    /// An OCI layout (kiln's store, an `oci:` directory) and the index entry chosen.
+    Layout {
+        layout: ImageLayout,
+        top: Box<Descriptor>,
+    },
+    /// A registry repository and a tag or digest in it.
+    Remote { repo: Repository, reference: String },
+}
+
+/// Where an image goes.
+pub enum Destination {
+    /// An OCI layout; `name` is the `ref.name` annotation the image gets, if any.
+    Layout {
+        layout: ImageLayout,
+        name: Option<String>,
+    },
+    /// A registry repository; with no tag the image is pushed by digest.
+    Remote {
+        repo: Repository,
+        tag: Option<String>,
+    },
+}
+
+/// Told about each blob as it moves; the CLI draws bars or prints lines.
+pub trait Progress: Send + Sync {
+    fn started(&self, digest: &Digest, size: u64);
+    fn advanced(&self, digest: &Digest, bytes: u64);
+    fn finished(&self, digest: &Digest, outcome: &BlobOutcome);
+}
+
+/// A `Progress` that says nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn started(&self, _: &Digest, _: u64) {}
+    fn advanced(&self, _: &Digest, _: u64) {}
+    fn finished(&self, _: &Digest, _: &BlobOutcome) {}
+}
+
+#[derive(Clone)]
+pub struct CopyOptions {
+    /// The platform picked from an index (unless `all_platforms`).
+    pub platform: Platform,
+    /// Copy an index with every image it lists, instead of picking one.
+    pub all_platforms: bool,
+    /// Blobs moved at the same time.
+    pub jobs: usize,
+    /// Which repository of a registry last held a blob, to mount instead of upload.
+    pub known: Option<KnownBlobs>,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            platform: Platform::host(),
+            all_platforms: false,
+            jobs: 4,
+            known: None,
+        }
+    }
+}
+
+/// What was copied.
+#[derive(Debug)]
+pub struct Copied {
+    /// What the source named (an index when the source had one).
+    pub source_top: Descriptor,
+    /// What the destination now names: the same, or the platform's manifest.
+    pub top: Descriptor,
+    pub blobs: usize,
+    pub bytes: u64,
+}
+
+/// A document (manifest or index) read from the source, with its descriptor.
+struct Document {
+    descriptor: Descriptor,
+    bytes: Vec<u8>,
+}
+
+pub async fn copy(
+    source: &Source,
+    destination: &Destination,
+    options: &CopyOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Copied> {
+    let top = source_top(source).await?;
+    let source_top = top.descriptor.clone();
+    let mut plan = Plan::default();
+    let top = plan.collect(source, top, options, 0).await?;
+
+    let moved: Vec<u64> = futures::stream::iter(plan.blobs.iter())
+        .map(|descriptor| blobs::transfer(source, destination, descriptor, options, &progress))
+        .buffer_unordered(options.jobs.max(1))
+        .try_collect()
+        .await?;
+
+    for document in &plan.documents {
+        let last = document.descriptor.digest == top.digest;
+        put_document(destination, document, last).await?;
+    }
+    Ok(Copied {
+        source_top,
+        top,
+        blobs: plan.blobs.len(),
+        bytes: moved.iter().sum(),
+    })
+}
+
+/// Everything one copy moves: blobs (configs and layers, once each) and documents,
+/// children before the indexes that list them.
+#[derive(Default)]
+struct Plan {
+    blobs: Vec<Descriptor>,
+    seen: HashSet<Digest>,
+    documents: Vec<Document>,
+}
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+impl Plan {
+    /// Walk a document: a manifest adds its blobs; an index adds its children (or, when
+    /// one platform was asked for, is replaced by that platform's manifest).
+    fn collect<'a>(
+        &'a mut self,
+        source: &'a Source,
+        document: Document,
+        options: &'a CopyOptions,
+        depth: usize,
+    ) -> Boxed<'a, Descriptor> {
+        Box::pin(async move {
+            let digest = document.descriptor.digest.clone();
+            let what = format!("manifest {digest}");
+            if depth > 8 {
+                return Err(kiln_store::Error::BadImage {
+                    what,
+                    detail: "indexes nest more than 8 deep".into(),
+                }
+                .into());
+            }
+            let kind = spec::document_kind(
+                &document.bytes,
+                Some(&document.descriptor.media_type),
+                &what,
+            )?;
+            match kind {
+                DocumentKind::Manifest => {
+                    let manifest: Manifest = spec::from_json(&document.bytes, &what)?;
+                    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                        if self.seen.insert(blob.digest.clone()) {
+                            self.blobs.push(blob.clone());
+                        }
+                    }
+                }
+                DocumentKind::Index => {
+                    let index: Index = spec::from_json(&document.bytes, &what)?;
+                    if !options.all_platforms && depth == 0 {
+                        let chosen = index.select(&options.platform).ok_or_else(|| {
+                            ClientError::Usage(format!(
+                                "{what} has no image for {}/{}{} (pass --all-platforms to copy \
+                                 the whole index, or --platform to pick another)",
+                                options.platform.os,
+                                options.platform.architecture,
+                                options
+                                    .platform
+                                    .variant
+                                    .as_deref()
+                                    .map(|v| format!("/{v}"))
+                                    .unwrap_or_default()
+                            ))
+                        })?;
+                        let mut child = fetch_document(source, chosen).await?;
+                        child.descriptor.platform = chosen.platform.clone();
+                        return self.collect(source, child, options, depth + 1).await;
+                    }
+                    for child in &index.manifests {
+                        let child = fetch_document(source, child).await?;
+                        self.collect(source, child, options, depth + 1).await?;
+                    }
+                }
+            }
+            let descriptor = document.descriptor.clone();
+            if !self.documents.iter().any(|d| d.descriptor.digest == digest) {
+                self.documents.push(document);
+            }
+            Ok(descriptor)
+        })
+    }
+}
+
+async fn source_top(source: &Source) -> Result<Document> {
+    match source {
+        Source::Layout { top, .. } => fetch_document(source, top).await,
+        Source::Remote { repo, reference } => {
+            let response = repo.manifest(reference).await?;
+            Ok(Document {
+                descriptor: response.descriptor,
+                bytes: response.bytes,
+            })
+        }
+    }
+}
+
+/// A child manifest or index by its descriptor, digest and size checked.
+async fn fetch_document(source: &Source, descriptor: &Descriptor) -> Result<Document> {
+    let bytes = match source {
+        Source::Layout { layout, .. } => layout
+            .blobs()
+            .read_verified(&descriptor.digest, DOCUMENT_LIMIT)?,
+        Source::Remote { repo, .. } => repo.manifest(&descriptor.digest.to_string()).await?.bytes,
+    };
+    if bytes.len() as u64 != descriptor.size {
+        return Err(kiln_store::Error::SizeMismatch {
+            what: format!("manifest {}", descriptor.digest),
+            expected: descriptor.size,
+            actual: bytes.len() as u64,
+        }
+        .into());
+    }
+    let mut descriptor = descriptor.clone();
+    descriptor.annotations = None;
+    Ok(Document { descriptor, bytes })
+}
+
+/// Store one document; the top one (`last`) also gets the destination's name.
+async fn put_document(destination: &Destination, document: &Document, last: bool) -> Result<()> {
+    let descriptor = &document.descriptor;
+    match destination {
+        Destination::Layout { layout, name } => {
+            let stored = layout.blobs().put_bytes(&document.bytes)?;
+            debug_assert_eq!(stored, descriptor.digest);
+            if last {
+                layout.set_named(name.as_deref(), descriptor)?;
+            }
+        }
+        Destination::Remote { repo, tag } => {
+            let digest = descriptor.digest.to_string();
+            let reference = match tag {
+                Some(tag) if last => tag.as_str(),
+                _ => digest.as_str(),
+            };
+            repo.put_manifest(reference, descriptor, &document.bytes)
+                .await?;
+        }
+    }
+    Ok(())
+}

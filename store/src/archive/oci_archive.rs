@@ -1,0 +1,147 @@
+//! `oci-archive:` tarballs as skopeo reads and writes them: an OCI image layout, and
+//! nothing else, in one tar. `pack_layout` writes one from a layout directory;
+//! `unpack_layout` reads one into a layout, checking every blob against its name.
+
+use std::io::{self, Read, Write};
+
+use tar::EntryType;
+
+use super::{
+    INDEX_JSON, OCI_LAYOUT,
+    save::{append_bytes, append_dir, header},
+};
+use crate::{
+    Digest, Error, ImageLayout, Index, Result,
+    error::IoContext,
+    media_type, normalise_path, open_tar_stream,
+    spec::{self, OciLayout},
+    tar_check::tar_error,
+};
+
+/// `index.json` and `oci-layout` are read whole; refuse absurd ones.
+const METADATA_LIMIT: u64 = 64 << 20;
+
+/// Write the layout's `oci-layout`, `index.json` and every blob it holds, sorted, with
+/// the given mtime: the same layout gives the same bytes.
+pub fn pack_layout<W: Write>(layout: &ImageLayout, out: W, mtime: u64) -> Result<W> {
+    let mut tar = tar::Builder::new(out);
+    let marker = spec::to_json(&OciLayout {
+        image_layout_version: media_type::OCI_LAYOUT_VERSION.to_string(),
+    });
+    append_bytes(&mut tar, OCI_LAYOUT, &marker, mtime)?;
+    append_bytes(
+        &mut tar,
+        INDEX_JSON,
+        &spec::to_json(&layout.index()?),
+        mtime,
+    )?;
+    append_dir(&mut tar, "blobs/", mtime)?;
+    append_dir(&mut tar, "blobs/sha256/", mtime)?;
+    let mut blobs = layout.blobs().list()?;
+    blobs.sort();
+    for digest in blobs {
+        let file = layout.blobs().open_blob(&digest)?;
+        let size = file
+            .metadata()
+            .ctx(|| format!("reading blob {digest}"))?
+            .len();
+        let mut h = header(EntryType::Regular, 0o444, mtime);
+        h.set_size(size);
+        let path = format!("blobs/sha256/{}", digest.hex());
+        tar.append_data(&mut h, &path, io::Read::take(file, size))
+            .ctx(|| format!("writing {path}"))?;
+    }
+    tar.into_inner().ctx(|| "finishing the archive".into())
+}
+
+/// Read an OCI archive (plain, gzip or zstd) into `layout`. Blobs are streamed and
+/// become visible only once they hash to their file name; `index.json` is written last,
+/// after every manifest it names arrived. Anything outside the layout's files is refused.
+pub fn unpack_layout<R: Read + Send>(layout: &ImageLayout, input: R, what: &str) -> Result<()> {
+    let (_, reader) = open_tar_stream(input, what)?;
+    let mut archive = tar::Archive::new(reader);
+    let mut index: Option<Index> = None;
+    let mut seen_marker = false;
+    for entry in archive.entries().map_err(|e| tar_error(what, e))? {
+        let mut entry = entry.map_err(|e| tar_error(what, e))?;
+        let raw = entry.path_bytes().into_owned();
+        let path = String::from_utf8_lossy(&normalise_path(&raw)).into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_dir() && (path == "blobs" || path == "blobs/sha256") {
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(Error::archive(
+                what,
+                format!("{path:?} is not a regular file (an OCI archive holds only files)"),
+            ));
+        }
+        match path.as_str() {
+            OCI_LAYOUT => {
+                let doc: OciLayout = spec::from_json(&read_small(&mut entry, what, &path)?, what)?;
+                if doc.image_layout_version != media_type::OCI_LAYOUT_VERSION {
+                    return Err(Error::archive(
+                        what,
+                        format!(
+                            "imageLayoutVersion {} is not supported",
+                            doc.image_layout_version
+                        ),
+                    ));
+                }
+                seen_marker = true;
+            }
+            INDEX_JSON => {
+                index = Some(spec::from_json(
+                    &read_small(&mut entry, what, &path)?,
+                    what,
+                )?);
+            }
+            _ => {
+                let hex = path.strip_prefix("blobs/sha256/").ok_or_else(|| {
+                    Error::archive(what, format!("{path:?} is not part of an OCI image layout"))
+                })?;
+                let expected = Digest::from_hex(hex)?;
+                let mut writer = layout.blobs().writer()?;
+                io::copy(&mut entry, &mut writer).map_err(|e| tar_error(what, e))?;
+                writer.finish()?.commit(layout.blobs(), Some(&expected))?;
+            }
+        }
+    }
+    let index = index.ok_or_else(|| Error::MissingFile {
+        archive: what.to_string(),
+        file: INDEX_JSON.into(),
+    })?;
+    if !seen_marker {
+        return Err(Error::MissingFile {
+            archive: what.to_string(),
+            file: OCI_LAYOUT.into(),
+        });
+    }
+    for entry in &index.manifests {
+        if !layout.blobs().contains(&entry.digest) {
+            return Err(Error::MissingFile {
+                archive: what.to_string(),
+                file: format!("blobs/sha256/{}", entry.digest.hex()),
+            });
+        }
+    }
+    layout.update_index(|current| {
+        *current = index;
+        Ok(())
+    })
+}
+
+fn read_small(entry: &mut impl Read, what: &str, path: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    entry
+        .take(METADATA_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| tar_error(what, e))?;
+    if bytes.len() as u64 > METADATA_LIMIT {
+        return Err(Error::archive(
+            what,
+            format!("{path} is larger than 64 MiB"),
+        ));
+    }
+    Ok(bytes)
+}
