@@ -5,65 +5,10 @@ mod common;
 
 use std::{
     fs,
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
 };
 
-use common::{Kiln, busybox_rootfs, require_tool, sh};
-
-/// A registry on 127.0.0.1 with a port of its own choosing; SIGTERM on drop.
-struct Registry {
-    child: Child,
-    addr: String,
-}
-
-impl Registry {
-    fn start(kiln: &Kiln) -> Registry {
-        Self::start_with(kiln, &[])
-    }
-
-    fn start_with(kiln: &Kiln, extra: &[&str]) -> Registry {
-        let mut child = kiln
-            .cmd()
-            .args(["registry", "serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let addr = line
-            .split_whitespace()
-            .nth(4)
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .trim_end_matches(',')
-            .to_string();
-        // Keep draining the access log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr.lines() {});
-        Registry { child, addr }
-    }
-
-    /// SIGKILL: no chance to clean up, as in a power cut.
-    fn crash(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Kiln, busybox_rootfs, require_tool, servers::Registry, sh};
 
 fn skopeo(args: &str) -> String {
     require_tool("skopeo");

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod servers;
+pub mod token;
+
 use std::{
     collections::BTreeMap,
     fs,

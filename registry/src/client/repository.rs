@@ -335,8 +335,8 @@ impl Repository {
                         self.upload_chunked(location, &path, descriptor, &on_bytes)
                             .await
                     } else {
-                        let file = file_body(&path, 0, descriptor.size, on_bytes.clone())?;
-                        self.upload_whole(&location, digest, descriptor.size, file)
+                        let body = || file_body(&path, 0, descriptor.size, on_bytes.clone());
+                        self.upload_whole(&location, digest, descriptor.size, &body)
                             .await
                     };
                     body = Some(BlobBody::File(path));
@@ -351,8 +351,19 @@ impl Repository {
                                 from.display(&digest.to_string()),
                                 on_bytes.clone(),
                             );
-                            let body = reqwest::Body::wrap_stream(stream);
-                            self.upload_whole(&location, digest, descriptor.size, body)
+                            // A stream goes once: a second request (after a 401) fails
+                            // and the whole blob is tried again.
+                            let once =
+                                std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(stream)));
+                            let body = || {
+                                once.lock().expect("body lock").take().ok_or_else(|| {
+                                    self.protocol(
+                                        "PUT blobs/uploads/<session>",
+                                        "the registry asked to authenticate mid-upload",
+                                    )
+                                })
+                            };
+                            self.upload_whole(&location, digest, descriptor.size, &body)
                                 .await
                         }
                         Err(e) => Err(e),
@@ -373,30 +384,26 @@ impl Repository {
         }
     }
 
-    /// `PUT <location>?digest=` with the whole blob as the body.
+    /// `PUT <location>?digest=` with the whole blob as the body; `body` makes it again
+    /// if the registry asks to authenticate first.
     async fn upload_whole(
         &self,
         location: &str,
         digest: &Digest,
         size: u64,
-        body: reqwest::Body,
+        body: &(dyn Fn() -> Result<reqwest::Body> + Sync),
     ) -> Result<()> {
-        let body = std::sync::Mutex::new(Some(body));
-        let action = "PUT blobs/uploads/<session>";
         self.call(
             &Access::push(&self.name),
-            action,
+            "PUT blobs/uploads/<session>",
             &format!("upload session for {digest}"),
             &[StatusCode::CREATED],
             &|http, base| {
-                let body = body.lock().expect("body lock").take().ok_or_else(|| {
-                    self.protocol(action, "the registry asked to authenticate mid-upload")
-                })?;
                 Ok(http
                     .put(with_digest(&resolve(base, location), digest))
                     .header(header::CONTENT_TYPE, "application/octet-stream")
                     .header(header::CONTENT_LENGTH, size)
-                    .body(body))
+                    .body(body()?))
             },
         )
         .await?;
@@ -438,19 +445,20 @@ impl Repository {
                     },
                 )
                 .await;
-            let resync = match sent {
+            match sent {
                 Ok(response) => {
                     location = self.location(&response, action)?;
                     offset = range_end(&response).unwrap_or(offset + len);
                     failures = 0;
                     continue;
                 }
-                Err(ClientError::Status { status: 416, .. }) => true,
-                Err(e) if e.is_retryable() => true,
+                // 416: the registry holds a different amount than we thought; ask it.
+                Err(ClientError::Status { status: 416, .. }) => {}
+                Err(e) if e.is_retryable() => {}
                 Err(e) => return Err(e),
-            };
+            }
             failures += 1;
-            if !resync || failures >= attempts {
+            if failures >= attempts {
                 return Err(ClientError::Transport {
                     host: self.host.clone(),
                     detail: format!(
@@ -460,7 +468,22 @@ impl Repository {
                 });
             }
             tokio::time::sleep(backoff(failures)).await;
-            (location, offset) = self.upload_status(&location).await?;
+            // Distribution signs the offset into its upload URLs: after a broken chunk the
+            // old URL is refused, and only a new upload can go on. Say so as a retryable
+            // error, and `push_blob` starts one.
+            (location, offset) = match self.upload_status(&location).await {
+                Ok(status) => status,
+                Err(e) if !e.is_retryable() => {
+                    return Err(ClientError::Transport {
+                        host: self.host.clone(),
+                        detail: format!(
+                            "the registry cannot resume the upload of {} ({e}); starting over",
+                            descriptor.digest
+                        ),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
         }
         let response = self
             .call(
@@ -498,9 +521,10 @@ impl Repository {
     }
 }
 
-/// A registry blob's bytes on their way to another registry, hashed as they pass: the
-/// stream ends with an error unless size and digest match, so the destination never
-/// completes an upload of wrong bytes (it checks the digest too, but says less).
+/// A registry blob's bytes on their way to another registry, hashed as they pass. The
+/// last piece is held back until size and digest are known to match, and the stream ends
+/// with an error instead when they do not: the destination never receives the whole of a
+/// wrong blob, so it cannot complete the upload (it would refuse it anyway, saying less).
 fn verified_stream(
     response: Response,
     descriptor: &Descriptor,
@@ -508,28 +532,50 @@ fn verified_stream(
     on_bytes: OnBytes,
 ) -> impl futures::Stream<Item = Result<bytes::Bytes>> + Send + 'static {
     use sha2::Digest as _;
+    struct State<S> {
+        stream: S,
+        hasher: sha2::Sha256,
+        seen: u64,
+        held: Option<bytes::Bytes>,
+    }
     let expected = descriptor.digest.clone();
     let size = descriptor.size;
-    let state = Some((response.bytes_stream(), sha2::Sha256::new(), 0u64));
+    let state = Some(State {
+        stream: response.bytes_stream(),
+        hasher: sha2::Sha256::new(),
+        seen: 0,
+        held: None,
+    });
     futures::stream::unfold(state, move |state| {
         let expected = expected.clone();
         let origin = origin.clone();
         let on_bytes = on_bytes.clone();
         async move {
-            let (mut stream, mut hasher, mut seen) = state?;
-            match stream.next().await {
-                Some(Ok(piece)) => {
-                    seen += piece.len() as u64;
-                    hasher.update(&piece);
-                    on_bytes(piece.len() as u64);
-                    Some((Ok(piece), Some((stream, hasher, seen))))
-                }
-                Some(Err(e)) => Some((Err(ClientError::transport(&origin, &e)), None)),
-                None => {
-                    let actual = Digest::from_hasher(hasher);
-                    super::check_blob(&expected, size, &actual, seen, &origin)
-                        .err()
-                        .map(|e| (Err(e), None))
+            let mut state = state?;
+            loop {
+                match state.stream.next().await {
+                    Some(Ok(piece)) if piece.is_empty() => continue,
+                    Some(Ok(piece)) => {
+                        state.seen += piece.len() as u64;
+                        state.hasher.update(&piece);
+                        on_bytes(piece.len() as u64);
+                        match state.held.replace(piece) {
+                            Some(previous) => return Some((Ok(previous), Some(state))),
+                            None => continue,
+                        }
+                    }
+                    Some(Err(e)) => {
+                        return Some((Err(ClientError::transport(&origin, &e)), None));
+                    }
+                    None => {
+                        let actual = Digest::from_hasher(state.hasher);
+                        return match super::check_blob(
+                            &expected, size, &actual, state.seen, &origin,
+                        ) {
+                            Err(e) => Some((Err(e), None)),
+                            Ok(()) => state.held.map(|last| (Ok(last), None)),
+                        };
+                    }
                 }
             }
         }

@@ -523,9 +523,9 @@ mod tests {
     fn bad_names_say_why() {
         let e = |s: &str| Transport::parse(s).unwrap_err().to_string();
         assert!(
-            e("docker://UPPER/x").contains("UPPER"),
+            e("docker://h:5000/Bad").contains("Bad"),
             "{}",
-            e("docker://UPPER/x")
+            e("docker://h:5000/Bad")
         );
         assert!(e("oci:").contains("path is required"));
         assert!(e("dir:/tmp/x").contains("not supported"));

@@ -1,0 +1,631 @@
+//! The registry client end to end: `kiln push`, `pull`, `login`, `logout` and `copy`
+//! against kiln's registry and CNCF Distribution 2.8, with skopeo as the witness, a token
+//! server for the bearer flow, a proxy that breaks uploads, and a registry that serves
+//! corrupt bytes.
+
+mod common;
+
+use std::{
+    fs,
+    io::Write,
+    path::Path,
+    process::{Output, Stdio},
+};
+
+use common::{
+    Kiln, busybox_rootfs, require_tool,
+    servers::{CuttingProxy, Distribution, Registry},
+    sh, tar_of_files,
+    token::TokenRegistry,
+};
+use sha2::{Digest as _, Sha256};
+
+fn skopeo(args: &str) -> String {
+    require_tool("skopeo");
+    sh(&format!("skopeo {args}"))
+}
+
+/// The digest of what skopeo reads from `location` (its raw manifest, hashed).
+fn skopeo_digest(location: &str) -> String {
+    let raw = skopeo(&format!("inspect --raw --tls-verify=false {location}"));
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(raw.trim_end_matches('\n')))
+    )
+}
+
+/// A store holding `busybox:1` (the fixture rootfs, with a CMD).
+fn with_busybox() -> Kiln {
+    let kiln = Kiln::new();
+    let rootfs = busybox_rootfs(kiln.dir.path());
+    kiln.ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        rootfs.to_str().unwrap(),
+        "busybox:1",
+    ]);
+    kiln
+}
+
+/// Run kiln with a docker config directory of its own and, optionally, standard input.
+fn run_with(kiln: &Kiln, docker_config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = kiln.cmd();
+    cmd.env("DOCKER_CONFIG", docker_config)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn succeeded(out: &Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn failed(out: &Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "{what} succeeded but should not have"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn push_and_pull_with_kiln_registry() {
+    let kiln = with_busybox();
+    let registry = Registry::start(&kiln);
+    let r = &registry.addr;
+    let digest = kiln.manifest_digest("busybox:1");
+    let id = kiln.image_id("busybox:1");
+
+    let dest = format!("{r}/team/busybox:1");
+    let out = kiln.run(&["push", "busybox:1", &dest]);
+    let stdout = succeeded(&out, "push");
+    assert!(stdout.contains(&digest), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches(": copied ").count(), 2, "{stderr}");
+    assert_eq!(skopeo_digest(&format!("docker://{dest}")), digest);
+
+    // Again: HEAD finds both blobs, nothing is uploaded.
+    let again = kiln.run(&["push", "busybox:1", &dest]);
+    succeeded(&again, "second push");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(stderr.matches("already there").count(), 2, "{stderr}");
+
+    // Another repository of the same registry: mounted, not uploaded.
+    let other = kiln.run(&["push", "busybox:1", &format!("{r}/other/busybox:2")]);
+    succeeded(&other, "push to another repository");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(
+        stderr.matches("mounted from team/busybox").count(),
+        2,
+        "{stderr}"
+    );
+
+    // Into an empty store: same manifest, same image, same files.
+    let fresh = Kiln::new();
+    let stdout = fresh.ok(&["pull", &dest]);
+    assert!(stdout.contains(&digest), "{stdout}");
+    assert_eq!(fresh.manifest_digest(&dest), digest);
+    assert_eq!(fresh.image_id(&dest), id);
+    let a = kiln.run(&["export", "busybox:1"]).stdout;
+    let b = fresh.run(&["export", &dest]).stdout;
+    assert!(
+        !a.is_empty() && a == b,
+        "the pulled image exports a different tree"
+    );
+
+    // By digest: untagged in the store, found by digest.
+    let by_digest = Kiln::new();
+    by_digest.ok(&["pull", &format!("{r}/team/busybox@{digest}")]);
+    assert_eq!(by_digest.manifest_digest(&digest), digest);
+}
+
+#[test]
+fn distribution_peer_both_ways_and_schema2() {
+    let kiln = with_busybox();
+    let dist = Distribution::start(&kiln.scratch("distribution"), None);
+    let d = &dist.addr;
+    let digest = kiln.manifest_digest("busybox:1");
+
+    // kiln push → Distribution, skopeo sees the same manifest.
+    kiln.ok(&["push", "busybox:1", &format!("{d}/k/busybox:1")]);
+    assert_eq!(skopeo_digest(&format!("docker://{d}/k/busybox:1")), digest);
+    let config = sh(&format!(
+        "curl -sf http://{d}/v2/k/busybox/blobs/{}",
+        kiln.image_id("busybox:1")
+    ));
+    assert!(config.contains(r#""Cmd":["sh"]"#), "CMD lost: {config}");
+
+    // skopeo push (converted to Docker schema2) → kiln pull keeps that manifest.
+    let layout = kiln.root().join("images");
+    skopeo(&format!(
+        "copy -q --format v2s2 --dest-tls-verify=false oci:{}:docker.io/library/busybox:1 \
+         docker://{d}/s/busybox:2",
+        layout.display()
+    ));
+    let v2s2 = skopeo_digest(&format!("docker://{d}/s/busybox:2"));
+    assert_ne!(v2s2, digest, "skopeo should have converted the manifest");
+    let fresh = Kiln::new();
+    fresh.ok(&["pull", &format!("{d}/s/busybox:2")]);
+    assert_eq!(fresh.manifest_digest(&format!("{d}/s/busybox:2")), v2s2);
+    let v: serde_json::Value =
+        serde_json::from_str(&fresh.ok(&["inspect", &format!("{d}/s/busybox:2")])).unwrap();
+    assert_eq!(
+        v[0]["MediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+
+    // And on to kiln's registry, schema2 and digest kept; Distribution → kiln directly too.
+    let registry = Registry::start(&kiln);
+    let r = &registry.addr;
+    fresh.ok(&[
+        "push",
+        &format!("{d}/s/busybox:2"),
+        &format!("{r}/s/busybox:2"),
+    ]);
+    assert_eq!(skopeo_digest(&format!("docker://{r}/s/busybox:2")), v2s2);
+    kiln.ok(&[
+        "copy",
+        &format!("docker://{d}/k/busybox:1"),
+        &format!("docker://{r}/from-dist/busybox:1"),
+    ]);
+    assert_eq!(
+        skopeo_digest(&format!("docker://{r}/from-dist/busybox:1")),
+        digest
+    );
+}
+
+#[test]
+fn login_and_basic_auth_against_distribution() {
+    require_tool("htpasswd");
+    let kiln = with_busybox();
+    let users = kiln.scratch("htpasswd");
+    sh(&format!(
+        "htpasswd -Bbc {} alice s3cret 2>/dev/null",
+        users.display()
+    ));
+    let dist = Distribution::start(&kiln.scratch("distribution"), Some(&users));
+    let d = &dist.addr;
+    let config_dir = kiln.scratch("docker");
+    let image = format!("{d}/p/busybox:1");
+
+    let anonymous = failed(
+        &run_with(&kiln, &config_dir, &["push", "busybox:1", &image], None),
+        "anonymous push",
+    );
+    assert!(anonymous.contains("authentication required"), "{anonymous}");
+    assert!(anonymous.contains("kiln login"), "{anonymous}");
+
+    let wrong = failed(
+        &run_with(
+            &kiln,
+            &config_dir,
+            &["login", "-u", "alice", "--password-stdin", d],
+            Some("nope\n"),
+        ),
+        "login with a wrong password",
+    );
+    assert!(wrong.contains("authentication required"), "{wrong}");
+    assert!(
+        !config_dir.join("config.json").exists(),
+        "a refused login was saved"
+    );
+
+    let out = run_with(
+        &kiln,
+        &config_dir,
+        &["login", "-u", "alice", "--password-stdin", d],
+        Some("s3cret\n"),
+    );
+    assert!(succeeded(&out, "login").contains("Login Succeeded"));
+    let config = config_dir.join("config.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    succeeded(
+        &run_with(&kiln, &config_dir, &["push", "busybox:1", &image], None),
+        "push with saved credentials",
+    );
+    // skopeo reads the file kiln wrote.
+    let digest = kiln.manifest_digest("busybox:1");
+    let raw = skopeo(&format!(
+        "inspect --raw --tls-verify=false --authfile {} docker://{image}",
+        config.display()
+    ));
+    assert_eq!(
+        format!("sha256:{}", hex::encode(Sha256::digest(raw.trim_end()))),
+        digest
+    );
+    let fresh = Kiln::new();
+    succeeded(
+        &run_with(&fresh, &config_dir, &["pull", &image], None),
+        "pull with saved credentials",
+    );
+    assert_eq!(fresh.manifest_digest(&image), digest);
+
+    let out = run_with(&kiln, &config_dir, &["logout", d], None);
+    assert!(succeeded(&out, "logout").contains("Removing login credentials"));
+    failed(
+        &run_with(&Kiln::new(), &config_dir, &["pull", &image], None),
+        "pull after logout",
+    );
+}
+
+#[test]
+fn bearer_token_flow_caches_and_refetches() {
+    let kiln = with_busybox();
+    let registry = Registry::start(&kiln);
+    let token = TokenRegistry::start(&registry.addr, "bob", "hunter2");
+    let t = &token.addr;
+    let config_dir = kiln.scratch("docker");
+    let image = format!("{t}/team/app:1");
+
+    let denied = failed(
+        &run_with(&kiln, &config_dir, &["push", "busybox:1", &image], None),
+        "push without a login",
+    );
+    assert!(denied.contains("token service refused"), "{denied}");
+    assert!(denied.contains("kiln login"), "{denied}");
+
+    let out = run_with(
+        &kiln,
+        &config_dir,
+        &["login", "-u", "bob", "--password-stdin", t],
+        Some("hunter2"),
+    );
+    succeeded(&out, "login through the token flow");
+
+    // One token serves the whole push (jobs 1: no two first requests race for one); the
+    // proxy expires it before the manifest PUT, and the client fetches another.
+    token.expire_tokens_at_next_manifest_put();
+    let before = token.tokens_issued();
+    succeeded(
+        &run_with(
+            &kiln,
+            &config_dir,
+            &["push", "--jobs", "1", "busybox:1", &image],
+            None,
+        ),
+        "push with a bearer token",
+    );
+    assert_eq!(
+        token.tokens_issued() - before,
+        2,
+        "one token, then one after expiry"
+    );
+
+    let fresh = Kiln::new();
+    succeeded(
+        &run_with(&fresh, &config_dir, &["pull", &image], None),
+        "pull with a bearer token",
+    );
+    assert_eq!(
+        fresh.manifest_digest(&image),
+        kiln.manifest_digest("busybox:1")
+    );
+    // skopeo takes the same credentials through the same token flow.
+    skopeo(&format!(
+        "inspect --raw --tls-verify=false --authfile {} docker://{image}",
+        config_dir.join("config.json").display()
+    ));
+}
+
+/// An image with one big incompressible layer, for transfers worth breaking.
+fn with_big_image(kiln: &Kiln, mebibytes: usize) {
+    let mut bytes = Vec::with_capacity(mebibytes << 20);
+    let mut block = Sha256::digest(b"kiln").to_vec();
+    while bytes.len() < mebibytes << 20 {
+        block = Sha256::digest(&block).to_vec();
+        bytes.extend_from_slice(&block);
+    }
+    let tar = tar_of_files(&[("data/random.bin".to_string(), bytes)]);
+    let path = kiln.file("big.tar", &tar);
+    kiln.ok(&["import", &path, "big:1"]);
+}
+
+#[test]
+fn chunked_push_resumes_after_a_broken_connection() {
+    let kiln = Kiln::new();
+    with_big_image(&kiln, 6);
+    let digest = kiln.manifest_digest("big:1");
+    let registry = Registry::start(&kiln);
+    let dist = Distribution::start(&kiln.scratch("distribution"), None);
+    for upstream in [&registry.addr, &dist.addr] {
+        // Cut the connection 2.5 MiB into the upload: mid-chunk, mid-blob.
+        let proxy = CuttingProxy::start(upstream, (5 << 20) / 2);
+        let image = format!("{}/resume/big:1", proxy.addr);
+        let out = kiln.run(&["push", "--chunk-size", "1MiB", "big:1", &image]);
+        succeeded(&out, "push through a proxy that breaks the connection");
+        assert_eq!(
+            proxy.cuts.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the proxy never cut the upload"
+        );
+        // Straight from the registry: every byte arrived, in order.
+        let fresh = Kiln::new();
+        let direct = format!("{upstream}/resume/big:1");
+        fresh.ok(&["pull", &direct]);
+        assert_eq!(fresh.manifest_digest(&direct), digest);
+        let (a, b) = (
+            fresh.run(&["export", &direct]).stdout,
+            kiln.run(&["export", "big:1"]).stdout,
+        );
+        assert!(
+            a.len() > 6 << 20 && a == b,
+            "the resumed blob unpacks differently"
+        );
+    }
+}
+
+#[test]
+fn a_blob_that_does_not_match_its_digest_is_refused() {
+    let kiln = with_busybox();
+    let registry = Registry::start(&kiln);
+    let r = &registry.addr;
+    let image = format!("{r}/bad/busybox:1");
+    kiln.ok(&["push", "busybox:1", &image]);
+    let v: serde_json::Value = serde_json::from_str(&kiln.ok(&["inspect", "busybox:1"])).unwrap();
+    let layer = v[0]["Manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hex = layer.strip_prefix("sha256:").unwrap();
+    // Corrupt the stored blob behind the registry's back, keeping its length.
+    let path = kiln
+        .root()
+        .join("registry/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    let mut bytes = fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+
+    let fresh = Kiln::new();
+    fresh.ok(&["images"]);
+    let before = fresh.snapshot();
+    let err = fresh.fails(&["pull", &image]);
+    assert!(
+        err.contains(&layer),
+        "the error does not name the blob: {err}"
+    );
+    assert!(err.contains("does not match its digest"), "{err}");
+    assert_eq!(fresh.snapshot(), before, "a failed pull changed the store");
+
+    // Registry to registry: the stream is checked on the way and no tag appears.
+    let other = Registry::start(&Kiln::new());
+    let err = kiln.fails(&[
+        "copy",
+        &format!("docker://{image}"),
+        &format!("docker://{}/bad/busybox:1", other.addr),
+    ]);
+    assert!(
+        err.contains(&layer),
+        "the error does not name the blob: {err}"
+    );
+    let tags = sh(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' http://{}/v2/bad/busybox/manifests/1",
+        other.addr
+    ));
+    assert_eq!(tags, "404", "a tag appeared for a failed copy");
+}
+
+#[test]
+fn copy_between_every_pair_of_transports() {
+    let kiln = with_busybox();
+    let registry = Registry::start(&kiln);
+    let r = registry.addr.clone();
+    let dir = kiln.scratch("copies");
+    fs::create_dir_all(&dir).unwrap();
+    let digest = kiln.manifest_digest("busybox:1");
+    let kinds = ["docker", "oci", "oci-archive", "docker-archive", "kiln"];
+    let name = |kind: &str, i: usize| -> String {
+        let d = dir.display();
+        match kind {
+            "docker" => format!("docker://{r}/m/k{i}:t"),
+            "oci" => format!("oci:{d}/oci-{i}:t"),
+            "oci-archive" => format!("oci-archive:{d}/oa-{i}.tar:t"),
+            "docker-archive" => format!("docker-archive:{d}/da-{i}.tar:m/k{i}:t"),
+            _ => format!("kiln:m/k{i}:t"),
+        }
+    };
+    // What the destination holds, read back by a witness that does not share our code
+    // where one exists (skopeo), else by a fresh kiln store.
+    let check = |location: &str, i: usize| {
+        let kind = location.split(':').next().unwrap();
+        match kind {
+            "docker" | "oci" | "oci-archive" => {
+                assert_eq!(skopeo_digest(location), digest, "{location}");
+            }
+            _ => {
+                let witness = Kiln::new();
+                let src = if kind == "kiln" {
+                    // The store itself: inspect it in place.
+                    assert_eq!(kiln.manifest_digest(&format!("m/k{i}:t")), digest);
+                    return;
+                } else {
+                    location.to_string()
+                };
+                witness.ok(&["copy", &src, "kiln:witness:1"]);
+                assert_eq!(witness.manifest_digest("witness:1"), digest, "{location}");
+            }
+        }
+    };
+    for (i, kind) in kinds.iter().enumerate() {
+        kiln.ok(&["copy", "-q", "kiln:busybox:1", &name(kind, i)]);
+        check(&name(kind, i), i);
+    }
+    let mut n = kinds.len();
+    for (i, from) in kinds.iter().enumerate() {
+        for to in kinds {
+            let target = name(to, n);
+            kiln.ok(&["copy", "-q", &name(from, i), &target]);
+            check(&target, n);
+            n += 1;
+        }
+    }
+    // Bad names fail before anything is touched.
+    let err = kiln.fails(&["copy", "dir:/tmp/x", "kiln:x:1"]);
+    assert!(err.contains("not supported"), "{err}");
+    let err = kiln.fails(&["copy", &format!("oci:{}/none", dir.display()), "kiln:x:1"]);
+    assert!(err.contains("not an OCI image layout"), "{err}");
+}
+
+#[test]
+fn air_gap_bundle_into_a_registry() {
+    let kiln = with_busybox();
+    kiln.ok(&["tag", "busybox:1", "app/a:1"]);
+    kiln.ok(&["tag", "busybox:1", "app/b:1"]);
+    let bundle = kiln.scratch("bundle.tar");
+    let b = bundle.to_str().unwrap();
+    kiln.ok(&["save", "-o", b, "busybox:1", "app/a:1", "app/b:1"]);
+    let digest = kiln.manifest_digest("busybox:1");
+
+    // The other side: no daemon, straight from the file into the registry…
+    let site = Kiln::new();
+    let registry = Registry::start(&site);
+    let r = &registry.addr;
+    let err = site.fails(&[
+        "copy",
+        &format!("docker-archive:{b}"),
+        &format!("docker://{r}/x:1"),
+    ]);
+    assert!(err.contains("holds 3 images"), "{err}");
+    site.ok(&[
+        "copy",
+        &format!("docker-archive:{b}:app/b:1"),
+        &format!("docker://{r}/site/b:1"),
+    ]);
+    assert_eq!(skopeo_digest(&format!("docker://{r}/site/b:1")), digest);
+    // …or load and push.
+    site.ok(&["load", "-i", b]);
+    site.ok(&["push", "app/a:1", &format!("{r}/site/a:1")]);
+    assert_eq!(skopeo_digest(&format!("docker://{r}/site/a:1")), digest);
+}
+
+#[test]
+fn multi_platform_index_keeps_or_picks_a_platform() {
+    let kiln = with_busybox();
+    let layout = kiln.scratch("multi");
+    kiln.ok(&[
+        "copy",
+        "-q",
+        "kiln:busybox:1",
+        &format!("oci:{}:host", layout.display()),
+    ]);
+    let host_digest = kiln.manifest_digest("busybox:1");
+
+    // A second image for another platform: the same layer, a config saying s390x.
+    let blobs = layout.join("blobs/sha256");
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let hex = hex::encode(Sha256::digest(bytes));
+        fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let read =
+        |digest: &str| fs::read(blobs.join(digest.strip_prefix("sha256:").unwrap())).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&read(&host_digest)).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&read(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    let host_arch = config["architecture"].as_str().unwrap().to_string();
+    config["architecture"] = "s390x".into();
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    let mut other = manifest.clone();
+    other["config"]["digest"] = config_digest.into();
+    other["config"]["size"] = config_size.into();
+    let (other_digest, other_size) = put(&serde_json::to_vec(&other).unwrap());
+    let host_size = read(&host_digest).len();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": host_digest,
+             "size": host_size, "platform": {"os": "linux", "architecture": host_arch}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": other_digest,
+             "size": other_size, "platform": {"os": "linux", "architecture": "s390x"}},
+        ]
+    });
+    let (index_digest, index_size) = put(&serde_json::to_vec(&index).unwrap());
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest, "size": index_size,
+            "annotations": {"org.opencontainers.image.ref.name": "multi"}}]
+    });
+    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+
+    let registry = Registry::start(&kiln);
+    let image = format!("{}/multi/app:1", registry.addr);
+    kiln.ok(&[
+        "copy",
+        "--all-platforms",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("docker://{image}"),
+    ]);
+    assert_eq!(skopeo_digest(&format!("docker://{image}")), index_digest);
+
+    let host = Kiln::new();
+    host.ok(&["pull", &image]);
+    assert_eq!(host.manifest_digest(&image), host_digest);
+
+    let s390x = Kiln::new();
+    s390x.ok(&["pull", "--platform", "linux/s390x", &image]);
+    assert_eq!(s390x.manifest_digest(&image), other_digest);
+
+    let all = Kiln::new();
+    all.ok(&["pull", "--all-platforms", &image]);
+    let stored = fs::read_to_string(all.root().join("images/index.json")).unwrap();
+    assert!(stored.contains(&index_digest), "{stored}");
+    assert_eq!(
+        all.manifest_digest(&image),
+        host_digest,
+        "inspect picks the host"
+    );
+
+    let err = Kiln::new().fails(&["pull", "--platform", "linux/riscv64", &image]);
+    assert!(err.contains("no image for linux/riscv64"), "{err}");
+}
+
+#[test]
+fn errors_name_what_went_wrong() {
+    let kiln = Kiln::new();
+    let port = common::servers::free_port();
+    let err = kiln.fails(&["pull", &format!("127.0.0.1:{port}/x/y:1")]);
+    assert!(err.contains("connection refused"), "{err}");
+    let err = kiln.fails(&["pull", "no-such-host.invalid:5000/x/y:1"]);
+    assert!(
+        err.contains("unknown registry host no-such-host.invalid"),
+        "{err}"
+    );
+    let registry = Registry::start(&kiln);
+    let err = kiln.fails(&["pull", &format!("{}/x/y:1", registry.addr)]);
+    assert!(
+        err.contains(&format!("manifest {}/x/y:1 not found", registry.addr)),
+        "{err}"
+    );
+    let err = kiln.fails(&["push", "nothing:1", &format!("{}/x/y:1", registry.addr)]);
+    assert!(err.contains("no such image: nothing:1"), "{err}");
+}
