@@ -4,12 +4,15 @@
 
 use std::{io::Write, sync::Arc, time::Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use kiln_store::{BlobStore, Descriptor, Digest};
 
 use super::{CopyOptions, Destination, Progress, Source};
 use crate::client::{BlobBody, ClientError, OnBytes, PushOutcome, Repository, Result, check_blob};
+
+/// What the writer thread is handed at a time.
+const PIECE: usize = 1 << 20;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum BlobOutcome {
@@ -158,7 +161,7 @@ async fn pull_once(
     let digest = &descriptor.digest;
     let origin = repo.display(&digest.to_string());
     let response = repo.blob(digest).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     let store = blobs.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut writer = store.writer()?;
@@ -172,6 +175,7 @@ async fn pull_once(
     let mut stream = response.bytes_stream();
     let mut received = 0u64;
     let mut failed = None;
+    let mut pending = BytesMut::with_capacity(PIECE);
     while let Some(piece) = stream.next().await {
         let piece = match piece {
             Ok(piece) => piece,
@@ -191,9 +195,15 @@ async fn pull_once(
             break;
         }
         on_bytes(piece.len() as u64);
-        if tx.send(piece).await.is_err() {
+        // The socket hands over pieces of a few KiB; the writer thread takes them a MiB
+        // at a time, so waking it costs nothing next to the copy and the hashing.
+        pending.extend_from_slice(&piece);
+        if pending.len() >= PIECE && tx.send(pending.split().freeze()).await.is_err() {
             break; // the writer failed; its error follows
         }
+    }
+    if !pending.is_empty() && failed.is_none() {
+        let _ = tx.send(pending.freeze()).await;
     }
     drop(tx);
     let staged = writer.await.expect("blob writer task")?;
