@@ -4,7 +4,7 @@
 
 use std::{io::Write, sync::Arc, time::Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use kiln_store::{BlobStore, Descriptor, Digest};
 
@@ -161,21 +161,23 @@ async fn pull_once(
     let digest = &descriptor.digest;
     let origin = repo.display(&digest.to_string());
     let response = repo.blob(digest).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
     let store = blobs.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut writer = store.writer()?;
-        while let Some(piece) = rx.blocking_recv() {
-            writer
-                .write_all(&piece)
-                .map_err(|e| ClientError::io("writing a staging file", e))?;
+        while let Some(pieces) = rx.blocking_recv() {
+            for piece in pieces {
+                writer
+                    .write_all(&piece)
+                    .map_err(|e| ClientError::io("writing a staging file", e))?;
+            }
         }
         Ok(writer.finish()?)
     });
     let mut stream = response.bytes_stream();
     let mut received = 0u64;
     let mut failed = None;
-    let mut pending = BytesMut::with_capacity(PIECE);
+    let (mut pending, mut pending_bytes) = (Vec::new(), 0);
     while let Some(piece) = stream.next().await {
         let piece = match piece {
             Ok(piece) => piece,
@@ -197,13 +199,17 @@ async fn pull_once(
         on_bytes(piece.len() as u64);
         // The socket hands over pieces of a few KiB; the writer thread takes them a MiB
         // at a time, so waking it costs nothing next to the copy and the hashing.
-        pending.extend_from_slice(&piece);
-        if pending.len() >= PIECE && tx.send(pending.split().freeze()).await.is_err() {
-            break; // the writer failed; its error follows
+        pending_bytes += piece.len();
+        pending.push(piece);
+        if pending_bytes >= PIECE {
+            pending_bytes = 0;
+            if tx.send(std::mem::take(&mut pending)).await.is_err() {
+                break; // the writer failed; its error follows
+            }
         }
     }
     if !pending.is_empty() && failed.is_none() {
-        let _ = tx.send(pending.freeze()).await;
+        let _ = tx.send(pending).await;
     }
     drop(tx);
     let staged = writer.await.expect("blob writer task")?;
