@@ -629,3 +629,50 @@ fn errors_name_what_went_wrong() {
     let err = kiln.fails(&["push", "nothing:1", &format!("{}/x/y:1", registry.addr)]);
     assert!(err.contains("no such image: nothing:1"), "{err}");
 }
+
+#[test]
+fn tls_is_verified_against_the_system_roots_and_ca_cert() {
+    require_tool("openssl");
+    let kiln = with_busybox();
+    // A CA, and a server certificate it signs (webpki refuses a CA as the server's own).
+    let d = kiln.scratch("tls");
+    fs::create_dir_all(&d).unwrap();
+    let d = d.display();
+    sh(&format!(
+        "cd {d} && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=kiln-test-ca \
+           -keyout ca.key -out ca.crt 2>/dev/null && \
+         openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key \
+           -out server.csr 2>/dev/null && \
+         printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext && \
+         openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
+           -extfile ext -out server.crt 2>/dev/null"
+    ));
+    let key = kiln.scratch("tls/server.key");
+    let cert = kiln.scratch("tls/server.crt");
+    let ca_path = kiln.scratch("tls/ca.crt");
+    let registry = Registry::start_with(
+        &kiln,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let image = format!("{}/tls/busybox:1", registry.addr);
+    let ca = ca_path.to_str().unwrap();
+
+    // Verified, without the CA: refused, and the error says why.
+    let err = kiln.fails(&["push", "--tls-verify", "busybox:1", &image]);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // With it: pushed and pulled over verified TLS.
+    kiln.ok(&["push", "--tls-verify", "--ca-cert", ca, "busybox:1", &image]);
+    let fresh = Kiln::new();
+    fresh.ok(&["pull", "--tls-verify", "--ca-cert", ca, &image]);
+    assert_eq!(
+        fresh.manifest_digest(&image),
+        kiln.manifest_digest("busybox:1")
+    );
+    // Loopback is an insecure registry by docker's rule: TLS, unverified.
+    Kiln::new().ok(&["pull", &image]);
+}

@@ -236,17 +236,24 @@ impl BlobWriter {
 
     /// Flush and fsync; the bytes are now durable but not yet visible.
     pub fn finish(self) -> Result<StagedBlob> {
+        let mut staged = self.finish_unsynced()?;
+        staged.sync()?;
+        Ok(staged)
+    }
+
+    /// Flush, leaving the fsync to `StagedBlob::sync` or `commit`: a caller with more to
+    /// write can go on while the kernel writes this back, and sync it later.
+    pub fn finish_unsynced(self) -> Result<StagedBlob> {
         let (digest, size, buf) = self.inner.finish();
         let file = buf
             .into_inner()
             .map_err(|e| Error::io("flushing a staging file", e.into_error()))?
             .file;
-        file.sync_all()
-            .ctx(|| "syncing a staging file".to_string())?;
         Ok(StagedBlob {
             digest,
             size,
             path: self.path,
+            unsynced: Some(file),
         })
     }
 }
@@ -332,6 +339,7 @@ impl ChunkWriter {
             digest,
             size,
             path: self.path,
+            unsynced: None,
         })
     }
 }
@@ -342,6 +350,8 @@ pub struct StagedBlob {
     pub digest: Digest,
     pub size: u64,
     path: TempPath,
+    /// The staging file while it still needs an fsync.
+    unsynced: Option<File>,
 }
 
 impl StagedBlob {
@@ -349,8 +359,18 @@ impl StagedBlob {
         &self.path
     }
 
-    /// Check the digest when one was expected, then rename the blob into place.
-    pub fn commit(self, store: &BlobStore, expected: Option<&Digest>) -> Result<Digest> {
+    /// Make the bytes durable (if `finish_unsynced` left that undone).
+    pub fn sync(&mut self) -> Result<()> {
+        if let Some(file) = self.unsynced.take() {
+            file.sync_all()
+                .ctx(|| "syncing a staging file".to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Check the digest when one was expected, fsync if not done yet, then rename the
+    /// blob into place: a blob is never visible under its digest before it is durable.
+    pub fn commit(mut self, store: &BlobStore, expected: Option<&Digest>) -> Result<Digest> {
         if let Some(expected) = expected
             && expected != &self.digest
         {
@@ -360,6 +380,7 @@ impl StagedBlob {
                 actual: self.digest,
             });
         }
+        self.sync()?;
         let dest = store.path(&self.digest);
         // Blobs are immutable content: readable by all, written by none.
         fs::set_permissions(&self.path, fs::Permissions::from_mode(0o444))

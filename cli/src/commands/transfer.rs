@@ -17,8 +17,12 @@ pub struct RegistryFlags {
     /// Talk to the registry without TLS verification, over plain HTTP when it has no TLS
     /// (localhost and 127.0.0.0/8 always are; more can be listed in
     /// ~/.config/kiln/registries.toml as `insecure = ["host:port"]`)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tls_verify")]
     pub insecure: bool,
+
+    /// Require HTTPS with a verified certificate, also for localhost and 127.0.0.0/8
+    #[arg(long)]
+    pub tls_verify: bool,
 
     /// Trust this PEM certificate (or bundle) besides the system's roots
     #[arg(long, value_name = "FILE")]
@@ -112,6 +116,7 @@ pub fn client_options(flags: &RegistryFlags, hosts: &[&str]) -> Result<ClientOpt
     }
     Ok(ClientOptions {
         insecure,
+        verify_loopback: flags.tls_verify,
         ca_certs: flags.ca_cert.clone(),
         auth_file: flags
             .authfile

@@ -117,7 +117,8 @@ impl ClientError {
                 refused = true;
             }
             let text = e.to_string();
-            if !chain.contains(&text) {
+            // hyper-util's wrapper says nothing its source does not say better.
+            if !chain.contains(&text) && !text.starts_with("client error (") {
                 if !chain.is_empty() {
                     chain.push_str(": ");
                 }

@@ -31,6 +31,8 @@ pub struct ClientOptions {
     /// they answer it, plain HTTP otherwise. localhost and 127.0.0.0/8 always are, as in
     /// docker.
     pub insecure: Vec<String>,
+    /// Verify TLS even for localhost and 127.0.0.0/8 (skopeo's `--tls-verify`).
+    pub verify_loopback: bool,
     /// Extra PEM roots, on top of the system's.
     pub ca_certs: Vec<PathBuf>,
     /// The docker-style credentials file.
@@ -46,6 +48,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             insecure: Vec::new(),
+            verify_loopback: false,
             ca_certs: Vec::new(),
             auth_file: DockerConfig::default_path(),
             chunk_size: 64 << 20,
@@ -55,7 +58,10 @@ impl Default for ClientOptions {
 }
 
 pub struct Client {
-    verified: reqwest::Client,
+    /// Built on first use: loading the system's roots costs ~0.1 s, which a command that
+    /// only talks to a local registry should not pay.
+    verified: std::sync::OnceLock<reqwest::Client>,
+    ca_certs: Vec<reqwest::Certificate>,
     unverified: reqwest::Client,
     options: ClientOptions,
     config: DockerConfig,
@@ -79,25 +85,29 @@ pub fn api_host(domain: &str) -> &str {
 
 impl Client {
     pub fn new(options: ClientOptions) -> Result<Client> {
-        let mut verified = base_builder();
+        let mut ca_certs = Vec::new();
         for path in &options.ca_certs {
             let pem = std::fs::read(path)
                 .map_err(|e| ClientError::io(format!("reading {}", path.display()), e))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 ClientError::Usage(format!("{} holds no PEM certificate: {e}", path.display()))
             })?;
-            for cert in certs {
-                verified = verified.add_root_certificate(cert);
+            if certs.is_empty() {
+                return Err(ClientError::Usage(format!(
+                    "{} holds no PEM certificate",
+                    path.display()
+                )));
             }
+            ca_certs.extend(certs);
         }
-        let build = |b: reqwest::ClientBuilder| {
-            b.build()
-                .map_err(|e| ClientError::Usage(format!("setting up HTTP: {e}")))
-        };
         let config = DockerConfig::load(&options.auth_file)?;
+        let unverified = base_builder()
+            .danger_accept_invalid_certs(true)
+            .tls_built_in_root_certs(false);
         Ok(Client {
-            verified: build(verified)?,
-            unverified: build(base_builder().danger_accept_invalid_certs(true))?,
+            verified: std::sync::OnceLock::new(),
+            ca_certs,
+            unverified: build(unverified)?,
             options,
             config,
             hosts: Mutex::new(HashMap::new()),
@@ -121,18 +131,24 @@ impl Client {
     /// Is this host reached without TLS verification (docker's "insecure registry")?
     pub fn is_insecure(&self, host: &str) -> bool {
         let name = host_name(host);
-        name == "localhost"
-            || name == "::1"
-            || name.starts_with("127.")
+        let loopback = name == "localhost" || name == "::1" || name.starts_with("127.");
+        (loopback && !self.options.verify_loopback)
             || self.options.insecure.iter().any(|h| h == host || h == name)
     }
 
-    fn http(&self, host: &str) -> &reqwest::Client {
+    fn http(&self, host: &str) -> Result<&reqwest::Client> {
         if self.is_insecure(host) {
-            &self.unverified
-        } else {
-            &self.verified
+            return Ok(&self.unverified);
         }
+        if let Some(client) = self.verified.get() {
+            return Ok(client);
+        }
+        let mut builder = base_builder();
+        for cert in &self.ca_certs {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+        let client = build(builder)?;
+        Ok(self.verified.get_or_init(|| client))
     }
 
     /// `https://host` — or, for an insecure registry that does not speak TLS, `http://host`.
@@ -169,7 +185,7 @@ impl Client {
         build: &(dyn Fn(&reqwest::Client, &str) -> Result<RequestBuilder> + Sync),
     ) -> Result<Response> {
         let base = self.base(host).await?;
-        let http = self.http(host);
+        let http = self.http(host)?;
         let mut challenged = false;
         loop {
             let mut request = build(http, &base)?;
@@ -217,7 +233,7 @@ impl Client {
                 scope,
             } => {
                 let token = auth::fetch_token(
-                    self.http(host),
+                    self.http(host)?,
                     host,
                     &realm,
                     service.as_deref(),
@@ -230,6 +246,12 @@ impl Client {
         }
         Ok(())
     }
+}
+
+fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client> {
+    builder
+        .build()
+        .map_err(|e| ClientError::Usage(format!("setting up HTTP: {e}")))
 }
 
 fn base_builder() -> reqwest::ClientBuilder {

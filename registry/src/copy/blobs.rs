@@ -11,6 +11,9 @@ use kiln_store::{BlobStore, Descriptor, Digest};
 use super::{CopyOptions, Destination, Progress, Source};
 use crate::client::{BlobBody, ClientError, OnBytes, PushOutcome, Repository, Result, check_blob};
 
+/// A blob whose bytes all arrived and checked out, being made durable and visible.
+pub(super) type Committing = tokio::task::JoinHandle<Result<()>>;
+
 /// What the writer thread is handed at a time.
 const PIECE: usize = 1 << 20;
 
@@ -31,7 +34,7 @@ pub(super) async fn transfer(
     descriptor: &Descriptor,
     options: &CopyOptions,
     progress: &Arc<dyn Progress>,
-) -> Result<u64> {
+) -> Result<(u64, Option<Committing>)> {
     let digest = &descriptor.digest;
     let started = Instant::now();
     progress.started(digest, descriptor.size);
@@ -40,6 +43,7 @@ pub(super) async fn transfer(
         let digest = digest.clone();
         Arc::new(move |n: u64| progress.advanced(&digest, n))
     };
+    let mut committing = None;
     let outcome = match (source, destination) {
         (_, Destination::Layout { layout, .. }) if layout.blobs().contains(digest) => {
             BlobOutcome::Exists
@@ -66,7 +70,7 @@ pub(super) async fn transfer(
             pushed(outcome, descriptor.size, started)
         }
         (Source::Remote { repo, .. }, Destination::Layout { layout, .. }) => {
-            pull(repo, descriptor, layout.blobs(), on_bytes).await?;
+            committing = Some(pull(repo, descriptor, layout.blobs(), on_bytes).await?);
             remember(options, repo, digest);
             copied(descriptor.size, started)
         }
@@ -88,10 +92,11 @@ pub(super) async fn transfer(
         }
     };
     progress.finished(digest, &outcome);
-    Ok(match outcome {
+    let moved = match outcome {
         BlobOutcome::Copied { bytes, .. } => bytes,
         _ => 0,
-    })
+    };
+    Ok((moved, committing))
 }
 
 fn copied(bytes: u64, started: Instant) -> BlobOutcome {
@@ -141,7 +146,7 @@ async fn pull(
     descriptor: &Descriptor,
     blobs: &BlobStore,
     on_bytes: OnBytes,
-) -> Result<()> {
+) -> Result<Committing> {
     let attempts = repo.client().options().attempts.max(1);
     let mut failures = 0;
     loop {
@@ -157,7 +162,7 @@ async fn pull_once(
     descriptor: &Descriptor,
     blobs: &BlobStore,
     on_bytes: &OnBytes,
-) -> Result<()> {
+) -> Result<Committing> {
     let digest = &descriptor.digest;
     let origin = repo.display(&digest.to_string());
     let response = repo.blob(digest).await?;
@@ -172,7 +177,7 @@ async fn pull_once(
                     .map_err(|e| ClientError::io("writing a staging file", e))?;
             }
         }
-        Ok(writer.finish()?)
+        Ok(writer.finish_unsynced()?)
     });
     let mut stream = response.bytes_stream();
     let mut received = 0u64;
@@ -223,6 +228,11 @@ async fn pull_once(
         staged.size,
         &origin,
     )?;
-    staged.commit(blobs, Some(digest))?;
-    Ok(())
+    // fsync and rename on a thread of their own: the next blob's transfer starts now,
+    // while the kernel writes this one back, instead of waiting for the disk.
+    let (blobs, digest) = (blobs.clone(), digest.clone());
+    Ok(tokio::task::spawn_blocking(move || {
+        staged.commit(&blobs, Some(&digest))?;
+        Ok(())
+    }))
 }

@@ -111,11 +111,18 @@ pub async fn copy(
     let mut plan = Plan::default();
     let top = plan.collect(source, top, options, 0).await?;
 
-    let moved: Vec<u64> = futures::stream::iter(plan.blobs.iter())
+    let moved: Vec<(u64, Option<blobs::Committing>)> = futures::stream::iter(plan.blobs.iter())
         .map(|descriptor| blobs::transfer(source, destination, descriptor, options, &progress))
         .buffer_unordered(options.jobs.max(1))
         .try_collect()
         .await?;
+    let mut bytes = 0;
+    for (n, committing) in moved {
+        bytes += n;
+        if let Some(committing) = committing {
+            committing.await.expect("blob commit task")?;
+        }
+    }
 
     for document in &plan.documents {
         let last = document.descriptor.digest == top.digest;
@@ -125,7 +132,7 @@ pub async fn copy(
         source_top,
         top,
         blobs: plan.blobs.len(),
-        bytes: moved.iter().sum(),
+        bytes,
     })
 }
 
