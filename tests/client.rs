@@ -569,11 +569,41 @@ fn multi_platform_index_keeps_or_picks_a_platform() {
         ]
     });
     let (index_digest, index_size) = put(&serde_json::to_vec(&index).unwrap());
+    // The same two images in Docker's schema2 media types, under a Docker manifest list.
+    let docker = |m: &serde_json::Value| -> (String, usize) {
+        let mut m = m.clone();
+        m["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json".into();
+        m["config"]["mediaType"] = "application/vnd.docker.container.image.v1+json".into();
+        for layer in m["layers"].as_array_mut().unwrap() {
+            layer["mediaType"] = "application/vnd.docker.image.rootfs.diff.tar.gzip".into();
+        }
+        put(&serde_json::to_vec(&m).unwrap())
+    };
+    let (docker_host, docker_host_size) = docker(&manifest);
+    let (docker_other, docker_other_size) = docker(&other);
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [
+            {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+             "digest": docker_host, "size": docker_host_size,
+             "platform": {"os": "linux", "architecture": host_arch}},
+            {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+             "digest": docker_other, "size": docker_other_size,
+             "platform": {"os": "linux", "architecture": "s390x"}},
+        ]
+    });
+    let (list_digest, list_size) = put(&serde_json::to_vec(&list).unwrap());
     let top = serde_json::json!({
         "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": index_digest, "size": index_size,
-            "annotations": {"org.opencontainers.image.ref.name": "multi"}}]
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.index.v1+json",
+             "digest": index_digest, "size": index_size,
+             "annotations": {"org.opencontainers.image.ref.name": "multi"}},
+            {"mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+             "digest": list_digest, "size": list_size,
+             "annotations": {"org.opencontainers.image.ref.name": "list"}},
+        ]
     });
     fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
 
@@ -603,6 +633,29 @@ fn multi_platform_index_keeps_or_picks_a_platform() {
         all.manifest_digest(&image),
         host_digest,
         "inspect picks the host"
+    );
+
+    // Docker's manifest list, both ways: pushed whole, one platform pulled, digests kept.
+    let list_image = format!("{}/multi/app:list", registry.addr);
+    kiln.ok(&[
+        "copy",
+        "--all-platforms",
+        &format!("oci:{}:list", layout.display()),
+        &format!("docker://{list_image}"),
+    ]);
+    assert_eq!(
+        skopeo_digest(&format!("docker://{list_image}")),
+        list_digest
+    );
+    let docker_pull = Kiln::new();
+    docker_pull.ok(&["pull", "--platform", "linux/s390x", &list_image]);
+    assert_eq!(docker_pull.manifest_digest(&list_image), docker_other);
+    let v: serde_json::Value =
+        serde_json::from_str(&docker_pull.ok(&["inspect", &list_image])).unwrap();
+    assert_eq!(v[0]["Architecture"], "s390x");
+    assert_eq!(
+        v[0]["MediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
     );
 
     let err = Kiln::new().fails(&["pull", "--platform", "linux/riscv64", &image]);
