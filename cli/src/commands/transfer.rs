@@ -85,32 +85,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     }
 }
 
-/// Registries listed as insecure in `~/.config/kiln/registries.toml`.
-fn configured_insecure() -> Result<Vec<String>> {
-    let dir = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    let Some(path) = dir.map(|d| d.join("kiln/registries.toml")) else {
-        return Ok(Vec::new());
-    };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    #[derive(serde::Deserialize)]
-    struct File {
-        #[serde(default)]
-        insecure: Vec<String>,
-    }
-    let file: File =
-        toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-    Ok(file.insecure)
-}
-
 pub fn client_options(flags: &RegistryFlags, hosts: &[&str]) -> Result<ClientOptions> {
-    let mut insecure = configured_insecure()?;
+    let mut insecure = kiln_registry::client::configured_insecure()?;
     if flags.insecure {
         insecure.extend(hosts.iter().map(|h| h.to_string()));
     }

@@ -75,6 +75,36 @@ struct HostState {
     auth: HostAuth,
 }
 
+/// Registries listed as insecure in `$XDG_CONFIG_HOME/kiln/registries.toml` (else
+/// `~/.config/kiln/registries.toml`): `insecure = ["registry.lan:5000"]`.
+pub fn configured_insecure() -> Result<Vec<String>> {
+    let dir = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    match dir {
+        Some(dir) => read_insecure(&dir.join("kiln/registries.toml")),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn read_insecure(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(ClientError::io(format!("reading {}", path.display()), e)),
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RegistriesFile {
+        #[serde(default)]
+        insecure: Vec<String>,
+    }
+    let file: RegistriesFile = toml::from_str(&text)
+        .map_err(|e| ClientError::Usage(format!("{}: {e}", path.display())))?;
+    Ok(file.insecure)
+}
+
 /// The registry host that serves a reference's domain.
 pub fn api_host(domain: &str) -> &str {
     match domain {
@@ -341,5 +371,61 @@ pub async fn failure(host: &str, action: &str, what: &str, response: Response) -
             status: status.as_u16(),
             message,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(insecure: Vec<String>, verify_loopback: bool) -> Client {
+        let dir = tempfile::tempdir().unwrap();
+        Client::new(ClientOptions {
+            insecure,
+            verify_loopback,
+            auth_file: dir.path().join("config.json"),
+            ..ClientOptions::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn listed_and_loopback_registries_are_insecure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registries.toml");
+        std::fs::write(
+            &path,
+            "insecure = [\"registry.lan:5000\", \"build-cache\"]\n",
+        )
+        .unwrap();
+        let listed = read_insecure(&path).unwrap();
+        let c = client(listed, false);
+        assert!(c.is_insecure("registry.lan:5000"));
+        assert!(
+            c.is_insecure("build-cache:443"),
+            "a bare host covers its ports"
+        );
+        assert!(!c.is_insecure("registry.lan:5001"));
+        assert!(!c.is_insecure("registry-1.docker.io"));
+        assert!(c.is_insecure("localhost:5000") && c.is_insecure("127.0.0.2:80"));
+        assert!(c.is_insecure("[::1]:5000"));
+        let strict = client(Vec::new(), true);
+        assert!(!strict.is_insecure("127.0.0.1:5000"));
+
+        std::fs::write(&path, "insecure = \"not a list\"\n").unwrap();
+        let err = read_insecure(&path).unwrap_err().to_string();
+        assert!(err.contains("registries.toml"), "{err}");
+        assert!(
+            read_insecure(&dir.path().join("none.toml"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn docker_hub_is_served_from_registry_1() {
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(api_host("index.docker.io"), "registry-1.docker.io");
+        assert_eq!(api_host("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 }
