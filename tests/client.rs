@@ -13,17 +13,12 @@ use std::{
 };
 
 use common::{
-    Kiln, busybox_rootfs, require_tool,
+    Kiln, require_tool,
     servers::{CuttingProxy, Distribution, Registry},
-    sh, tar_of_files,
+    sh, skopeo, tar_of_files,
     token::TokenRegistry,
 };
 use sha2::{Digest as _, Sha256};
-
-fn skopeo(args: &str) -> String {
-    require_tool("skopeo");
-    sh(&format!("skopeo {args}"))
-}
 
 /// The digest of what skopeo reads from `location` (its raw manifest, hashed).
 fn skopeo_digest(location: &str) -> String {
@@ -36,16 +31,7 @@ fn skopeo_digest(location: &str) -> String {
 
 /// A store holding `busybox:1` (the fixture rootfs, with a CMD).
 fn with_busybox() -> Kiln {
-    let kiln = Kiln::new();
-    let rootfs = busybox_rootfs(kiln.dir.path());
-    kiln.ok(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        rootfs.to_str().unwrap(),
-        "busybox:1",
-    ]);
-    kiln
+    common::with_busybox_as("busybox:1")
 }
 
 /// Run kiln with a docker config directory of its own and, optionally, standard input.

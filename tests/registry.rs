@@ -8,24 +8,11 @@ use std::{
     process::{Command, Stdio},
 };
 
-use common::{Kiln, busybox_rootfs, require_tool, servers::Registry, sh};
-
-fn skopeo(args: &str) -> String {
-    require_tool("skopeo");
-    sh(&format!("skopeo {args}"))
-}
+use common::{Kiln, busybox_rootfs, require_tool, servers::Registry, sh, skopeo, with_busybox_as};
 
 #[test]
 fn skopeo_pushes_and_pulls_through_every_transport() {
-    let kiln = Kiln::new();
-    let rootfs = busybox_rootfs(kiln.dir.path());
-    kiln.ok(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        rootfs.to_str().unwrap(),
-        "busybox:latest",
-    ]);
+    let kiln = with_busybox_as("busybox:latest");
     let digest = kiln.manifest_digest("busybox");
     let id = kiln.image_id("busybox");
     let registry = Registry::start(&kiln);

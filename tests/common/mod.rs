@@ -170,6 +170,25 @@ pub fn sh(script: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A store holding the fixture busybox rootfs as `name`, with `CMD ["sh"]`.
+pub fn with_busybox_as(name: &str) -> Kiln {
+    let kiln = Kiln::new();
+    let rootfs = busybox_rootfs(kiln.dir.path());
+    kiln.ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        rootfs.to_str().unwrap(),
+        name,
+    ]);
+    kiln
+}
+
+pub fn skopeo(args: &str) -> String {
+    require_tool("skopeo");
+    sh(&format!("skopeo {args}"))
+}
+
 /// The busybox base rootfs made by the fixture script.
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     require_tool("busybox");

@@ -181,16 +181,7 @@ pub fn open_source(transport: &Transport, ctx: &Context) -> Result<OpenedSource>
                 )));
             }
             let layout = ImageLayout::create(dir, scratch.path())?;
-            let top = pick_by_tag(&layout, tag.as_deref(), &dir.display().to_string())?;
-            Ok(opened(
-                Source::Layout {
-                    layout,
-                    top: Box::new(top),
-                },
-                None,
-                Some(scratch),
-                None,
-            ))
+            tagged_source(layout, tag.as_deref(), &dir.display().to_string(), scratch)
         }
         Transport::OciArchive { file, tag } => {
             let scratch = ctx.scratch()?;
@@ -199,16 +190,7 @@ pub fn open_source(transport: &Transport, ctx: &Context) -> Result<OpenedSource>
             let input =
                 File::open(file).map_err(|e| ClientError::io(format!("opening {what}"), e))?;
             archive::unpack_layout(&layout, BufReader::new(input), &what)?;
-            let top = pick_by_tag(&layout, tag.as_deref(), &what)?;
-            Ok(opened(
-                Source::Layout {
-                    layout,
-                    top: Box::new(top),
-                },
-                None,
-                Some(scratch),
-                None,
-            ))
+            tagged_source(layout, tag.as_deref(), &what, scratch)
         }
         Transport::DockerArchive { file, reference } => {
             let scratch = ctx.scratch()?;
@@ -246,6 +228,25 @@ pub fn open_source(transport: &Transport, ctx: &Context) -> Result<OpenedSource>
             ))
         }
     }
+}
+
+/// An OCI layout's image by tag, kept alive with its scratch directory.
+fn tagged_source(
+    layout: ImageLayout,
+    tag: Option<&str>,
+    what: &str,
+    scratch: TempDir,
+) -> Result<OpenedSource> {
+    let top = pick_by_tag(&layout, tag, what)?;
+    Ok(OpenedSource {
+        source: Source::Layout {
+            layout,
+            top: Box::new(top),
+        },
+        name: None,
+        _scratch: Some(scratch),
+        _lock: None,
+    })
 }
 
 fn names<'a>(references: impl Iterator<Item = &'a Reference>) -> String {

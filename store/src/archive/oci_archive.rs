@@ -4,11 +4,9 @@
 
 use std::io::{self, Read, Write};
 
-use tar::EntryType;
-
 use super::{
     INDEX_JSON, OCI_LAYOUT,
-    save::{append_bytes, append_dir, header},
+    save::{append_blob, append_bytes, append_dir},
 };
 use crate::{
     Digest, Error, ImageLayout, Index, Result,
@@ -40,16 +38,7 @@ pub fn pack_layout<W: Write>(layout: &ImageLayout, out: W, mtime: u64) -> Result
     let mut blobs = layout.blobs().list()?;
     blobs.sort();
     for digest in blobs {
-        let file = layout.blobs().open_blob(&digest)?;
-        let size = file
-            .metadata()
-            .ctx(|| format!("reading blob {digest}"))?
-            .len();
-        let mut h = header(EntryType::Regular, 0o444, mtime);
-        h.set_size(size);
-        let path = format!("blobs/sha256/{}", digest.hex());
-        tar.append_data(&mut h, &path, io::Read::take(file, size))
-            .ctx(|| format!("writing {path}"))?;
+        append_blob(&mut tar, layout.blobs(), &digest, mtime)?;
     }
     tar.into_inner().ctx(|| "finishing the archive".into())
 }

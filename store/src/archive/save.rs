@@ -61,17 +61,7 @@ pub fn save<W: Write>(
     append_dir(&mut tar, "blobs/", mtime)?;
     append_dir(&mut tar, "blobs/sha256/", mtime)?;
     for digest in &plan.blobs {
-        let file = store.blobs().open_blob(digest)?;
-        let size = file
-            .metadata()
-            .ctx(|| format!("reading blob {digest}"))?
-            .len();
-        let mut h = header(EntryType::Regular, 0o444, mtime);
-        h.set_size(size);
-        let path = format!("blobs/sha256/{}", digest.hex());
-        // take(): the header promised `size` bytes, whatever happens to the file meanwhile.
-        tar.append_data(&mut h, &path, io::Read::take(file, size))
-            .ctx(|| format!("writing {path}"))?;
+        append_blob(&mut tar, store.blobs(), digest, mtime)?;
     }
     let encoder = tar.into_inner().ctx(|| "finishing the archive".into())?;
     encoder.finish().ctx(|| "finishing compression".into())
@@ -229,6 +219,26 @@ pub(super) fn append_bytes<W: Write>(
     let mut h = header(EntryType::Regular, 0o444, mtime);
     h.set_size(bytes.len() as u64);
     tar.append_data(&mut h, path, bytes)
+        .ctx(|| format!("writing {path}"))
+}
+
+/// `blobs/sha256/<hex>`, streamed from the blob store.
+pub(super) fn append_blob<W: Write>(
+    tar: &mut tar::Builder<W>,
+    blobs: &crate::BlobStore,
+    digest: &Digest,
+    mtime: u64,
+) -> Result<()> {
+    let file = blobs.open_blob(digest)?;
+    let size = file
+        .metadata()
+        .ctx(|| format!("reading blob {digest}"))?
+        .len();
+    let mut h = header(EntryType::Regular, 0o444, mtime);
+    h.set_size(size);
+    let path = format!("blobs/sha256/{}", digest.hex());
+    // take(): the header promised `size` bytes, whatever happens to the file meanwhile.
+    tar.append_data(&mut h, &path, io::Read::take(file, size))
         .ctx(|| format!("writing {path}"))
 }
 
