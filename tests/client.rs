@@ -401,6 +401,22 @@ fn a_blob_that_does_not_match_its_digest_is_refused() {
     assert!(err.contains("does not match its digest"), "{err}");
     assert_eq!(fresh.snapshot(), before, "a failed pull changed the store");
 
+    // Into an archive: the error names the blob and no file appears.
+    let archive = kiln.scratch("never.tar");
+    let err = kiln.fails(&[
+        "copy",
+        &format!("docker://{image}"),
+        &format!("docker-archive:{}", archive.display()),
+    ]);
+    assert!(err.contains(&layer), "{err}");
+    assert!(!archive.exists(), "a failed copy left an archive behind");
+    let leftovers: Vec<_> = fs::read_dir(archive.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".kiln-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
     // Registry to registry: the stream is checked on the way and no tag appears.
     let other = Registry::start(&Kiln::new());
     let err = kiln.fails(&[
@@ -714,4 +730,47 @@ fn tls_is_verified_against_the_system_roots_and_ca_cert() {
     );
     // Loopback is an insecure registry by docker's rule: TLS, unverified.
     Kiln::new().ok(&["pull", &image]);
+}
+
+#[test]
+fn a_tampered_oci_archive_is_refused_before_anything_is_written() {
+    let kiln = with_busybox();
+    let good = kiln.scratch("good.tar");
+    kiln.ok(&[
+        "copy",
+        "kiln:busybox:1",
+        &format!("oci-archive:{}:t", good.display()),
+    ]);
+    // Flip a byte in the largest blob (the layer), keeping its name.
+    let mut entries = common::files_of(&fs::read(&good).unwrap());
+    let largest = (0..entries.len())
+        .max_by_key(|&i| entries[i].1.len())
+        .unwrap();
+    let middle = entries[largest].1.len() / 2;
+    entries[largest].1[middle] ^= 0xff;
+    let name = entries[largest].0.clone();
+    let bad = kiln.file("bad.tar", &tar_of_files(&entries));
+
+    let out = kiln.scratch("out");
+    let before = kiln.snapshot();
+    let err = kiln.fails(&[
+        "copy",
+        &format!("oci-archive:{bad}:t"),
+        &format!("oci:{}:t", out.display()),
+    ]);
+    let hex = name.rsplit('/').next().unwrap();
+    assert!(err.contains(hex) && err.contains("mismatch"), "{err}");
+    assert!(
+        !out.exists(),
+        "the destination was created for a bad source"
+    );
+    assert_eq!(kiln.snapshot(), before, "the store changed");
+
+    // Not a layout at all: a clear error.
+    let junk = kiln.file(
+        "junk.tar",
+        &tar_of_files(&[("etc/passwd".into(), b"x".to_vec())]),
+    );
+    let err = kiln.fails(&["copy", &format!("oci-archive:{junk}"), "kiln:x:1"]);
+    assert!(err.contains("not part of an OCI image layout"), "{err}");
 }
