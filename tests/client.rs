@@ -202,6 +202,12 @@ fn login_and_basic_auth_against_distribution() {
     assert!(anonymous.contains("authentication required"), "{anonymous}");
     assert!(anonymous.contains("kiln login"), "{anonymous}");
 
+    let no_user = failed(
+        &run_with(&kiln, &config_dir, &["login", d], None),
+        "login without -u",
+    );
+    assert!(no_user.contains("-u USER"), "{no_user}");
+
     let wrong = failed(
         &run_with(
             &kiln,

@@ -1,7 +1,7 @@
 //! `kiln login` / `kiln logout`: credentials in ~/.docker/config.json, checked against
 //! the registry before they are saved.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
 use kiln_registry::client::{Client, Credentials, DockerConfig, Repository, api_host};
@@ -14,6 +14,8 @@ use super::transfer::{RegistryFlags, client_options, runtime};
 /// registry asks for it) and saves them in the docker-style credentials file, in the
 /// `auths` form docker, podman and skopeo read.
 ///
+/// Without -u or --password-stdin, kiln asks on the terminal (the password unechoed).
+///
 /// Example:  printf '%s' "$PASSWORD" | kiln login -u ci --password-stdin registry.lan:5000
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -21,9 +23,9 @@ pub struct LoginArgs {
     /// The registry (host[:port]) [default: docker.io]
     registry: Option<String>,
 
-    /// User name
+    /// User name [default: asked on the terminal]
     #[arg(short, long)]
-    username: String,
+    username: Option<String>,
 
     /// Password (visible in the process list: prefer --password-stdin)
     #[arg(short, long, conflicts_with = "password_stdin")]
@@ -71,6 +73,22 @@ fn registry_name(given: Option<&str>) -> Result<String> {
 
 pub fn login(args: LoginArgs) -> Result<()> {
     let registry = registry_name(args.registry.as_deref())?;
+    let terminal = std::io::stdin().is_terminal();
+    let username = match args.username {
+        Some(u) => u,
+        None if terminal && !args.password_stdin => {
+            eprint!("Username: ");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the user name")?;
+            line.trim().to_string()
+        }
+        None => bail!("give the user name with -u USER"),
+    };
+    if username.is_empty() {
+        bail!("the user name is empty");
+    }
     let password = match (args.password, args.password_stdin) {
         (Some(p), _) => p,
         (None, true) => {
@@ -80,15 +98,15 @@ pub fn login(args: LoginArgs) -> Result<()> {
                 .context("reading the password from standard input")?;
             text.trim_end_matches(['\n', '\r']).to_string()
         }
+        (None, false) if terminal => {
+            rpassword::prompt_password("Password: ").context("reading the password")?
+        }
         (None, false) => bail!("give the password with --password-stdin (or --password)"),
     };
     if password.is_empty() {
         bail!("the password is empty");
     }
-    let credentials = Credentials {
-        username: args.username,
-        password,
-    };
+    let credentials = Credentials { username, password };
     let host = api_host(&registry).to_string();
     let options = client_options(&args.registry_flags, &[&host])?;
     let auth_file = options.auth_file.clone();
