@@ -2,3 +2,4 @@
 //! instruction subset that `kiln import --change` applies to an image config.
 
 pub mod change;
+pub mod dockerfile;
