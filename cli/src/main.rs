@@ -44,6 +44,8 @@ enum Command {
     Logout(commands::login::LogoutArgs),
     #[command(subcommand)]
     Registry(commands::registry::Command),
+    #[command(subcommand)]
+    Dockerfile(commands::dockerfile::Command),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Login(args) => commands::login::login(args),
         Command::Logout(args) => commands::login::logout(args),
         Command::Registry(command) => commands::registry::run(&root, command),
+        Command::Dockerfile(command) => commands::dockerfile::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

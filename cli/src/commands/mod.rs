@@ -1,6 +1,7 @@
 //! One module per subcommand; each has `Args` (clap) and `run`.
 
 pub mod copy;
+pub mod dockerfile;
 pub mod export;
 pub mod history;
 pub mod images;

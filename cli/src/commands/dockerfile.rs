@@ -1,0 +1,122 @@
+//! `kiln dockerfile parse`: the syntax tree of a Dockerfile, as kiln reads it.
+
+use std::{io::Read, path::PathBuf};
+
+use anyhow::{Context, Result, bail};
+use kiln_builder::dockerfile::{self, Args, Command as Cmd, Instruction};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    Parse(ParseArgs),
+}
+
+/// Show how kiln reads a Dockerfile
+///
+/// Prints each instruction with its line, flags, arguments and heredocs, before any
+/// variable is expanded; parser directives are listed apart. With --json, one JSON
+/// document: {"directives": […], "instructions": [{"instruction": "RUN", "line": 3,
+/// "flags": […], "shell": "…", "heredocs": […]}, …], "warnings": […]}; ONBUILD holds its
+/// instruction under "trigger". A syntax error names file:line:column and exits 1.
+///
+/// Example:  kiln dockerfile parse --json Dockerfile
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct ParseArgs {
+    /// The Dockerfile (- for standard input)
+    file: PathBuf,
+
+    /// Print JSON instead of one line per instruction
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Parse(args) => parse(args),
+    }
+}
+
+fn parse(args: ParseArgs) -> Result<()> {
+    let (name, text) = if args.file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading standard input")?;
+        ("-".to_string(), text)
+    } else {
+        let name = args.file.display().to_string();
+        let bytes = std::fs::read(&args.file).with_context(|| format!("reading {name}"))?;
+        match String::from_utf8(bytes) {
+            Ok(text) => (name, text),
+            Err(_) => bail!("{name} is not UTF-8 text"),
+        }
+    };
+    let parsed = match dockerfile::parse(&name, &text) {
+        Ok(parsed) => parsed,
+        // The error shows the line with a caret: print it as it is, not as a chain.
+        Err(e) => bail!("{e}"),
+    };
+    for warning in &parsed.warnings {
+        eprintln!("kiln: warning: {warning}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&parsed.to_json())?);
+        return Ok(());
+    }
+    for d in &parsed.directives {
+        println!("{:>4}  # {}={}", d.line, d.name, d.value);
+    }
+    for i in &parsed.instructions {
+        println!("{:>4}  {}", i.line, describe(i));
+        for h in &i.heredocs {
+            let lines = h.content.lines().count();
+            println!("      <<{} ({lines} lines)", h.name);
+        }
+    }
+    Ok(())
+}
+
+/// One line: keyword, flags, arguments in a form that shows how they were split.
+fn describe(i: &Instruction) -> String {
+    let mut out = i.keyword.as_str().to_string();
+    for f in &i.flags {
+        out.push_str(&match &f.value {
+            Some(v) => format!(" --{}={v}", f.name),
+            None => format!(" --{}", f.name),
+        });
+    }
+    let command = |c: &Cmd| match c {
+        Cmd::Exec(argv) => format!(" {argv:?}"),
+        Cmd::Shell(s) => format!(" {s}"),
+    };
+    out.push_str(&match &i.args {
+        Args::From { image, stage } => match stage {
+            Some(s) => format!(" {image} AS {s}"),
+            None => format!(" {image}"),
+        },
+        Args::Command(c) => command(c),
+        Args::Shell(argv) => format!(" {argv:?}"),
+        Args::Pairs(pairs) => pairs
+            .iter()
+            .map(|p| format!(" {}={}", p.key, p.value))
+            .collect(),
+        Args::Arg(args) => args
+            .iter()
+            .map(|a| match &a.default {
+                Some(d) => format!(" {}={d}", a.name),
+                None => format!(" {}", a.name),
+            })
+            .collect(),
+        Args::Paths {
+            sources,
+            destination,
+            ..
+        } => format!(" {sources:?} -> {destination}"),
+        Args::List(items) => format!(" {items:?}"),
+        Args::Text(t) => format!(" {t}"),
+        Args::Onbuild(inner) => format!(" {}", describe(inner)),
+        Args::Healthcheck(None) => " NONE".into(),
+        Args::Healthcheck(Some(c)) => format!(" CMD{}", command(c)),
+    });
+    out
+}
