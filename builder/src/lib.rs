@@ -3,3 +3,4 @@
 
 pub mod change;
 pub mod dockerfile;
+pub mod shell;
