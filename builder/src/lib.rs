@@ -3,4 +3,5 @@
 
 pub mod change;
 pub mod dockerfile;
+pub mod plan;
 pub mod shell;
