@@ -2,6 +2,7 @@
 //! instruction subset that `kiln import --change` applies to an image config.
 
 pub mod change;
+pub mod context;
 pub mod dockerfile;
 pub mod plan;
 pub mod shell;
