@@ -50,3 +50,63 @@ fn parse_prints_the_tree_and_points_at_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn build_print_outline_shows_the_plan_and_the_context() {
+    let kiln = Kiln::new();
+    let ctx = kiln.scratch("ctx");
+    std::fs::create_dir_all(ctx.join("docs")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "ARG GO=1.22\nFROM golang:$GO AS build\nARG VERSION=dev\nRUN go build -X=$VERSION\nFROM build AS test\nRUN go test\nFROM scratch AS runtime\nCOPY --from=build /app /app\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("main.go"), "package main\n").unwrap();
+    std::fs::write(ctx.join("docs/a.md"), "a").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "docs\n").unwrap();
+    let c = ctx.to_str().unwrap();
+    let out = kiln
+        .cmd()
+        .args([
+            "build",
+            "--print=outline",
+            "--build-arg",
+            "VERSION=1.0",
+            "--build-arg",
+            "UNUSED=x",
+            c,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("TARGET  runtime (stage 2)"), "{text}");
+    assert!(text.contains("build (stage 0)  FROM golang:1.22"), "{text}");
+    assert!(
+        text.contains("ARG VERSION=\"1.0\"  (--build-arg)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("test (stage 1)"),
+        "an unneeded stage was shown: {text}"
+    );
+    assert!(text.contains(": 3 files,"), "{text}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("build-arg UNUSED not consumed"), "{err}");
+
+    let text = kiln.ok(&["build", "--print=outline", "--target", "test", c]);
+    assert!(text.contains("TARGET  test (stage 1)"), "{text}");
+    assert!(!text.contains("runtime"), "{text}");
+
+    let err = kiln.fails(&["build", "--print=outline", "--target", "nope", c]);
+    assert!(
+        err.contains("target stage \"nope\" could not be found"),
+        "{err}"
+    );
+    let err = kiln.fails(&["build", c]);
+    assert!(err.contains("cannot run builds yet"), "{err}");
+}

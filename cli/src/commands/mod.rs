@@ -1,5 +1,6 @@
 //! One module per subcommand; each has `Args` (clap) and `run`.
 
+pub mod build;
 pub mod copy;
 pub mod dockerfile;
 pub mod export;

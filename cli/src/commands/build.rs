@@ -1,0 +1,164 @@
+//! `kiln build`: for now, how kiln would build a Dockerfile (`--print=outline`); running
+//! the steps comes with the executor.
+
+use std::{
+    collections::BTreeMap,
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, bail};
+use kiln_builder::{
+    context::Dockerignore,
+    dockerfile,
+    plan::{NoImages, PlanOptions, plan},
+};
+use kiln_store::Platform;
+
+use crate::output::human_size;
+
+/// Build an image from a Dockerfile
+///
+/// Reads the Dockerfile (CONTEXT/Dockerfile unless -f says otherwise), expands its
+/// variables with BuildKit's rules, and works out the stages the target needs.
+/// --print=outline shows that plan: the target, the ARGs and where their values came
+/// from, each needed stage with its steps after expansion, and the build context left
+/// after .dockerignore. Running the steps is not implemented yet.
+///
+/// Example:  kiln build --print=outline --build-arg VERSION=1.2 --target runtime .
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The build context directory
+    context: PathBuf,
+
+    /// The Dockerfile (- for standard input) [default: CONTEXT/Dockerfile]
+    #[arg(short, long, value_name = "FILE")]
+    file: Option<PathBuf>,
+
+    /// Build this stage and what it needs [default: the last stage]
+    #[arg(long)]
+    target: Option<String>,
+
+    /// Set a build-time variable: NAME=VALUE, or NAME to take it from the environment
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    build_arg: Vec<String>,
+
+    /// The platform to build for (os/arch[/variant]) [default: the host]
+    #[arg(long)]
+    platform: Option<String>,
+
+    /// Print instead of building: `outline` (the plan) or `outline-json` (the parse tree
+    /// and the plan's stages)
+    #[arg(long, value_name = "WHAT")]
+    print: Option<String>,
+
+    /// Name the result (recorded for when builds run)
+    #[arg(short, long, value_name = "NAME:TAG")]
+    tag: Vec<String>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let dockerfile_path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| args.context.join("Dockerfile"));
+    let (name, text) = read_dockerfile(&dockerfile_path)?;
+    let parsed = match dockerfile::parse(&name, &text) {
+        Ok(p) => p,
+        Err(e) => bail!("{e}"),
+    };
+    let mut build_args = BTreeMap::new();
+    for arg in &args.build_arg {
+        match arg.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                // docker's rule: NAME alone takes the value from the environment, if set.
+                if let Ok(v) = std::env::var(arg) {
+                    build_args.insert(arg.clone(), v);
+                }
+            }
+        }
+    }
+    let target_platform = match &args.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let options = PlanOptions {
+        build_args,
+        target: args.target.clone(),
+        target_platform,
+        build_platform: Platform::host(),
+    };
+    let planned = plan(&parsed, &name, &options, &NoImages)?;
+    for warning in parsed.warnings.iter().chain(&planned.warnings) {
+        eprintln!("kiln: warning: {warning}");
+    }
+    match args.print.as_deref() {
+        Some("outline") => {
+            print!("{}", planned.outline());
+            let dockerfile = args.file.as_deref().filter(|f| *f != Path::new("-"));
+            let ignore = Dockerignore::for_build(&args.context, dockerfile).with_context(|| {
+                format!("reading the .dockerignore of {}", args.context.display())
+            })?;
+            let entries = ignore
+                .walk(&args.context)
+                .with_context(|| format!("reading the context {}", args.context.display()))?;
+            let files = entries.iter().filter(|e| !e.is_dir).count();
+            let bytes: u64 = entries.iter().map(|e| e.size).sum();
+            println!(
+                "\nCONTEXT  {}: {files} files, {} after .dockerignore",
+                args.context.display(),
+                human_size(bytes)
+            );
+            Ok(())
+        }
+        Some("outline-json") => {
+            let stages: Vec<serde_json::Value> = planned
+                .needed
+                .iter()
+                .map(|i| {
+                    let s = &planned.stages[*i];
+                    serde_json::json!({
+                        "index": s.index,
+                        "name": s.name,
+                        "line": s.line,
+                        "steps": s.steps.iter().map(|st| {
+                            let mut v = st.instruction.to_json();
+                            v["triggered"] = st.triggered.into();
+                            v
+                        }).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let out = serde_json::json!({
+                "target": planned.target,
+                "stages": stages,
+                "warnings": planned.warnings,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Some(other) => bail!("--print={other}: expected outline or outline-json"),
+        None => bail!(
+            "kiln build cannot run builds yet (the executor is still to come); \
+             --print=outline shows what it would do"
+        ),
+    }
+}
+
+fn read_dockerfile(path: &Path) -> Result<(String, String)> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the Dockerfile from standard input")?;
+        return Ok(("-".into(), text));
+    }
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).with_context(|| format!("reading {name}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{name} is not UTF-8 text"))?;
+    Ok((name, text))
+}
