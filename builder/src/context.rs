@@ -165,14 +165,27 @@ fn clean(pattern: &str) -> Vec<String> {
 }
 
 /// Does the pattern match exactly these path segments? `**` spans any number of them.
+/// Dynamic programming over (pattern, path) positions: linear in their product.
 fn matches(pattern: &[String], path: &[String]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((first, rest)) if first == "**" => (0..=path.len()).any(|i| matches(rest, &path[i..])),
-        Some((first, rest)) => {
-            !path.is_empty() && glob(first, &path[0]) && matches(rest, &path[1..])
+    // reach[j]: the first i pattern segments can match the first j path segments.
+    let mut reach = vec![false; path.len() + 1];
+    reach[0] = true;
+    for segment in pattern {
+        let mut next = vec![false; path.len() + 1];
+        if segment == "**" {
+            let mut any = false;
+            for j in 0..=path.len() {
+                any |= reach[j];
+                next[j] = any;
+            }
+        } else {
+            for j in 1..=path.len() {
+                next[j] = reach[j - 1] && glob(segment, &path[j - 1]);
+            }
         }
+        reach = next;
     }
+    reach[path.len()]
 }
 
 /// Could the pattern match something below the directory `dir`?
@@ -185,47 +198,64 @@ fn prefix_may_match(pattern: &[String], dir: &[String]) -> bool {
     }
 }
 
-/// One path segment against a glob: `*`, `?`, `[a-z]`, `[!x]`, `\x`.
+/// One path segment against a glob: `*`, `?`, `[a-z]`, `[!x]`, `\\x`. The wildcard walk
+/// backtracks only to the last `*`, so a pattern of many stars stays cheap.
 fn glob(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some(('?', rest)) => !t.is_empty() && go(rest, &t[1..]),
-            Some(('[', rest)) => {
-                let Some((&c, t_rest)) = t.split_first() else {
-                    return false;
-                };
-                let Some(close) = rest.iter().skip(1).position(|x| *x == ']').map(|i| i + 1) else {
-                    return c == '[' && go(rest, t_rest);
-                };
-                let (class, after) = (&rest[..close], &rest[close + 1..]);
-                let (negate, class) = match class.split_first() {
-                    Some(('!' | '^', r)) => (true, r),
-                    _ => (false, class),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= c && c <= class[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= class[i] == c;
-                        i += 1;
-                    }
-                }
-                hit != negate && go(after, t_rest)
-            }
-            Some(('\\', rest)) if !rest.is_empty() => {
-                t.first() == Some(&rest[0]) && go(&rest[1..], &t[1..])
-            }
-            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
-        }
-    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    go(&p, &t)
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        let step = match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+                continue;
+            }
+            Some('?') => Some(1),
+            Some('[') => class(&p[pi + 1..], t[ti]).map(|len| len + 1),
+            Some('\\') if pi + 1 < p.len() => (p[pi + 1] == t[ti]).then_some(2),
+            Some(c) => (*c == t[ti]).then_some(1),
+            None => None,
+        };
+        match (step, star) {
+            (Some(len), _) => {
+                pi += len;
+                ti += 1;
+            }
+            (None, Some((sp, st))) => {
+                pi = sp + 1;
+                ti = st + 1;
+                star = Some((sp, st + 1));
+            }
+            (None, None) => return false,
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A bracket expression after its `[`: the length up to and including `]` if `c` is in
+/// it; `[` with no closing `]` is a literal.
+fn class(rest: &[char], c: char) -> Option<usize> {
+    let Some(close) = rest.iter().skip(1).position(|x| *x == ']').map(|i| i + 1) else {
+        return (c == '[').then_some(0);
+    };
+    let (negate, members) = match rest[..close].split_first() {
+        Some(('!' | '^', r)) => (true, r),
+        _ => (false, &rest[..close]),
+    };
+    let mut hit = false;
+    let mut i = 0;
+    while i < members.len() {
+        if i + 2 < members.len() && members[i + 1] == '-' {
+            hit |= members[i] <= c && c <= members[i + 2];
+            i += 3;
+        } else {
+            hit |= members[i] == c;
+            i += 1;
+        }
+    }
+    (hit != negate).then_some(close + 1)
 }
 
 #[cfg(test)]
@@ -276,6 +306,14 @@ mod tests {
                 "rules {rules:?}, path {path:?}"
             );
         }
+    }
+
+    #[test]
+    fn many_stars_and_double_stars_stay_cheap() {
+        let rules = format!("{}b\n{}/x", "*a".repeat(40), "**/".repeat(40));
+        let ignore = Dockerignore::parse(&rules);
+        assert!(!ignore.is_excluded(&"a".repeat(60)));
+        assert!(ignore.is_excluded(&format!("{}x", "d/".repeat(60))));
     }
 
     #[test]

@@ -4,5 +4,7 @@
 pub mod change;
 pub mod context;
 pub mod dockerfile;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod plan;
 pub mod shell;

@@ -48,6 +48,7 @@ pub fn expand(word: &str, env: &dyn Env, escape: char) -> Result<Expanded, Expan
         env,
         escape,
         used: Vec::new(),
+        depth: 0,
     };
     let (text, words) = lexer.until(None, false)?;
     Ok(Expanded {
@@ -63,7 +64,12 @@ struct Lexer<'a> {
     env: &'a dyn Env,
     escape: char,
     used: Vec<String>,
+    /// `${…}` inside `${…}`: bounded, so hostile input cannot exhaust the stack.
+    depth: usize,
 }
+
+/// How deep `${…}` may nest.
+const MAX_DEPTH: usize = 32;
 
 /// Words being built: expanded variables split on whitespace, quoted text does not.
 #[derive(Default)]
@@ -257,6 +263,17 @@ impl Lexer<'_> {
             return Ok(self.lookup(&name).unwrap_or_default());
         }
         self.next();
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(format!("substitutions nest more than {MAX_DEPTH} deep")));
+        }
+        self.depth += 1;
+        let result = self.braced();
+        self.depth -= 1;
+        result
+    }
+
+    /// After `${`.
+    fn braced(&mut self) -> Result<String, ExpandError> {
         match self.peek() {
             None => return Err(self.error("syntax error: missing '}'")),
             Some('{' | '}' | ':') => return Err(self.error("syntax error: bad substitution")),
@@ -417,17 +434,37 @@ impl Pattern {
         Pattern(pieces)
     }
 
-    /// Does the pattern match all of `text`?
+    /// Does the pattern match all of `text`? The classic wildcard walk: on a mismatch,
+    /// let the last `*` swallow one more character. O(pattern × text), never exponential.
     fn matches(&self, text: &[char]) -> bool {
-        fn go(p: &[Piece], t: &[char]) -> bool {
-            match p.split_first() {
-                None => t.is_empty(),
-                Some((Piece::Star, rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-                Some((Piece::Any, rest)) => !t.is_empty() && go(rest, &t[1..]),
-                Some((Piece::Char(c), rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        let p = &self.0;
+        let (mut pi, mut ti) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while ti < text.len() {
+            match p.get(pi) {
+                Some(Piece::Star) => {
+                    star = Some((pi, ti));
+                    pi += 1;
+                }
+                Some(Piece::Any) => {
+                    pi += 1;
+                    ti += 1;
+                }
+                Some(Piece::Char(c)) if *c == text[ti] => {
+                    pi += 1;
+                    ti += 1;
+                }
+                _ => match star {
+                    Some((sp, st)) => {
+                        pi = sp + 1;
+                        ti = st + 1;
+                        star = Some((sp, st + 1));
+                    }
+                    None => return false,
+                },
             }
         }
-        go(&self.0, text)
+        p[pi..].iter().all(|x| *x == Piece::Star)
     }
 
     fn trim_prefix(&self, value: &str, longest: bool) -> String {

@@ -159,6 +159,18 @@ fn parse_instruction(
     let word = &text[..keyword_len];
     let err = |offset: usize, message: String| source.error_in(logical, offset, message);
     let keyword = Keyword::parse(word).ok_or_else(|| err(start, unknown_instruction(word)))?;
+    // Checked before reading further: `ONBUILD ONBUILD …` must not recurse.
+    if nested
+        && matches!(
+            keyword,
+            Keyword::Onbuild | Keyword::From | Keyword::Maintainer
+        )
+    {
+        return Err(err(
+            start,
+            format!("{} isn't allowed as an ONBUILD trigger", keyword.as_str()),
+        ));
+    }
 
     let (flag_words, args_at) = take_flags(&text[keyword_len..], start + keyword_len, escape);
     let flags = flags::check(keyword, &flag_words).map_err(|(at, message)| err(at, message))?;
@@ -275,18 +287,6 @@ fn parse_instruction(
                 return Err(needs("an instruction to run later: ONBUILD RUN …"));
             }
             let (inner, _) = parse_instruction(source, logical, args_offset, escape, true)?;
-            if matches!(
-                inner.keyword,
-                Keyword::Onbuild | Keyword::From | Keyword::Maintainer
-            ) {
-                return Err(err(
-                    args_offset,
-                    format!(
-                        "{} isn't allowed as an ONBUILD trigger",
-                        inner.keyword.as_str()
-                    ),
-                ));
-            }
             Args::Onbuild(Box::new(inner))
         }
         Keyword::Healthcheck => {

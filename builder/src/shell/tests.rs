@@ -296,3 +296,15 @@ fn reports_the_variables_read() {
     let got = expand("$HOME ${UNSET:-x} '$NOT' \"$PWD\"", &ENV, '\\').unwrap();
     assert_eq!(got.used, vec!["HOME", "UNSET", "PWD"]);
 }
+
+#[test]
+fn hostile_input_stays_cheap() {
+    // Many stars: the wildcard walk, not exponential backtracking.
+    let env: &[(&str, &str)] = &[("A", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab")];
+    let pattern = format!("${{A#{}c}}", "*a".repeat(40));
+    assert_eq!(expand(&pattern, &env, '\\').unwrap().text, env[0].1);
+    // Deep nesting is refused, not a stack overflow.
+    let deep = format!("{}x{}", "${A:-".repeat(200), "}".repeat(200));
+    let e = expand(&deep, &env, '\\').unwrap_err();
+    assert!(e.message.contains("nest more than"), "{e}");
+}
