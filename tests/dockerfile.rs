@@ -110,3 +110,64 @@ fn build_print_outline_shows_the_plan_and_the_context() {
     let err = kiln.fails(&["build", c]);
     assert!(err.contains("cannot run builds yet"), "{err}");
 }
+
+#[test]
+fn outline_runs_the_onbuild_triggers_of_a_base_image_in_the_store() {
+    use sha2::{Digest as _, Sha256};
+    let kiln = Kiln::new();
+    // An image whose config carries ONBUILD triggers, as `docker build` records them.
+    let layout = kiln.scratch("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let hex = hex::encode(Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"OnBuild": ["COPY . /app/src", "RUN make -C /app/src"]},
+        "rootfs": {"type": "layers", "diff_ids": []}
+    });
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config_size},
+        "layers": []
+    });
+    let (digest, size) = put(&serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size,
+        "annotations": {"org.opencontainers.image.ref.name": "v1"}}]});
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    kiln.ok(&[
+        "copy",
+        &format!("oci:{}:v1", layout.display()),
+        "kiln:builder-base:1",
+    ]);
+
+    let ctx = kiln.scratch("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM builder-base:1\nRUN ls /app\n").unwrap();
+    let text = kiln.ok(&["build", "--print=outline", ctx.to_str().unwrap()]);
+    let steps: Vec<&str> = text.lines().filter(|l| l.starts_with("     ")).collect();
+    assert_eq!(
+        steps,
+        vec![
+            "     1  COPY . /app/src (ONBUILD)",
+            "     1  RUN make -C /app/src (ONBUILD)",
+            "     2  RUN ls /app"
+        ],
+        "{text}"
+    );
+}

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(&root, args),
         Command::History(args) => commands::history::run(&root, args),
         Command::Prune(args) => commands::prune::run(&root, args),
-        Command::Build(args) => commands::build::run(args),
+        Command::Build(args) => commands::build::run(&root, args),
         Command::Pull(args) => commands::pull::run(&root, args),
         Command::Push(args) => commands::push::run(&root, args),
         Command::Copy(args) => commands::copy::run(&root, args),

@@ -225,9 +225,14 @@ pub fn plan(
                     if text.trim().is_empty() {
                         Vec::new()
                     } else {
-                        dockerfile::parse(&format!("ONBUILD of {image}"), &text)
+                        let mut triggers = dockerfile::parse(&format!("ONBUILD of {image}"), &text)
                             .map_err(|e| err(line, e.message))?
-                            .instructions
+                            .instructions;
+                        // They were written elsewhere: they run at this FROM.
+                        for t in &mut triggers {
+                            (t.line, t.end_line) = (line, line);
+                        }
+                        triggers
                     }
                 }
                 Base::Scratch => Vec::new(),

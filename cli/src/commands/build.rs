@@ -11,9 +11,9 @@ use anyhow::{Context, Result, bail};
 use kiln_builder::{
     context::Dockerignore,
     dockerfile,
-    plan::{NoImages, PlanOptions, plan},
+    plan::{BaseImages, PlanOptions, plan},
 };
-use kiln_store::Platform;
+use kiln_store::{ImageStore, Platform};
 
 use crate::output::human_size;
 
@@ -58,7 +58,31 @@ pub struct Args {
     tag: Vec<String>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+/// Base images' ONBUILD triggers, from the images kiln's store holds (a base that is not
+/// there yet has none to show: pulling is the build's job, not the outline's).
+struct StoreImages(Option<ImageStore>);
+
+impl BaseImages for StoreImages {
+    fn onbuild(&self, image: &str) -> Vec<String> {
+        let Some(store) = &self.0 else {
+            return Vec::new();
+        };
+        let Ok(entry) = store.resolve(image) else {
+            return Vec::new();
+        };
+        let Ok(found) = store.image(&entry.descriptor) else {
+            return Vec::new();
+        };
+        found
+            .config
+            .config
+            .and_then(|c| c.extra.get("OnBuild").cloned())
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+            .unwrap_or_default()
+    }
+}
+
+pub fn run(root: &Path, args: Args) -> Result<()> {
     let dockerfile_path = args
         .file
         .clone()
@@ -92,7 +116,13 @@ pub fn run(args: Args) -> Result<()> {
         target_platform,
         build_platform: Platform::host(),
     };
-    let planned = plan(&parsed, &name, &options, &NoImages)?;
+    // Only an existing store is read: an outline never creates one.
+    let store = root
+        .join("images/oci-layout")
+        .is_file()
+        .then(|| ImageStore::open(root).ok())
+        .flatten();
+    let planned = plan(&parsed, &name, &options, &StoreImages(store))?;
     for warning in parsed.warnings.iter().chain(&planned.warnings) {
         eprintln!("kiln: warning: {warning}");
     }
