@@ -40,10 +40,19 @@ impl Env for &[(&str, &str)] {
     }
 }
 
+/// Only the text of `word` expanded (quotes removed): what most instructions need.
+/// Words with nothing to expand or unquote are returned as they are, without lexing.
+pub fn expand_text(word: &str, env: &dyn Env, escape: char) -> Result<String, ExpandError> {
+    if !word.contains(['$', '\'', '"', escape]) {
+        return Ok(word.to_string());
+    }
+    expand(word, env, escape).map(|e| e.text)
+}
+
 /// Expand `word` with `env`; `escape` is the Dockerfile's escape character.
 pub fn expand(word: &str, env: &dyn Env, escape: char) -> Result<Expanded, ExpandError> {
     let mut lexer = Lexer {
-        chars: word.char_indices().collect(),
+        text: word,
         pos: 0,
         env,
         escape,
@@ -59,7 +68,8 @@ pub fn expand(word: &str, env: &dyn Env, escape: char) -> Result<Expanded, Expan
 }
 
 struct Lexer<'a> {
-    chars: Vec<(usize, char)>,
+    text: &'a str,
+    /// Byte offset of the next character.
     pos: usize,
     env: &'a dyn Env,
     escape: char,
@@ -112,22 +122,19 @@ impl Words {
 
 impl Lexer<'_> {
     fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).map(|(_, c)| *c)
+        self.text[self.pos..].chars().next()
     }
 
     fn next(&mut self) -> Option<char> {
         let c = self.peek();
-        if c.is_some() {
-            self.pos += 1;
+        if let Some(c) = c {
+            self.pos += c.len_utf8();
         }
         c
     }
 
     fn offset(&self) -> usize {
-        self.chars.get(self.pos).map_or_else(
-            || self.chars.last().map_or(0, |(i, c)| i + c.len_utf8()),
-            |(i, _)| *i,
-        )
+        self.pos
     }
 
     fn error(&self, message: impl Into<String>) -> ExpandError {

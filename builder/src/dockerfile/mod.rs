@@ -183,7 +183,7 @@ fn parse_instruction(
     let json = json_array(args_text);
     let mut heredocs = Vec::new();
     let mut last = logical.end;
-    if keyword.takes_heredocs() && json.is_none() && !nested {
+    if keyword.takes_heredocs() && json.is_none() && !nested && args_text.contains("<<") {
         let markers = heredoc::markers(&split_words(args_text, args_offset, escape));
         if !markers.is_empty() {
             let (docs, end) = heredoc::read_bodies(source, logical.end, &markers).map_err(|m| {

@@ -114,8 +114,7 @@ pub fn plan(
     };
     let escape = dockerfile.escape;
     let expand = |text: &str, env: &dyn Env, line: usize| -> Result<String, PlanError> {
-        shell::expand(text, env, escape)
-            .map(|e| e.text)
+        shell::expand_text(text, env, escape)
             .map_err(|e| err(line, format!("cannot expand {text:?}: {}", e.message)))
     };
     let mut build_args = BuildArgs::new(options.build_args.clone());
@@ -394,8 +393,7 @@ fn step(
 ) -> Result<Instruction, PlanError> {
     let line = instruction.line;
     let expand = |text: &str, scope: &Scope| -> Result<String, PlanError> {
-        shell::expand(text, scope, escape)
-            .map(|e| e.text)
+        shell::expand_text(text, scope, escape)
             .map_err(|e| err(line, format!("cannot expand {text:?}: {}", e.message)))
     };
     let mut out = instruction.clone();
@@ -405,7 +403,7 @@ fn step(
             flag.value = Some(expand(v, &stage.scope)?);
         }
     }
-    let scope = stage.scope.clone();
+    let scope = &stage.scope;
     match (&instruction.args, &mut out.args) {
         (Args::Arg(decls), Args::Arg(expanded)) => {
             for (decl, slot) in decls.iter().zip(expanded.iter_mut()) {
@@ -431,8 +429,8 @@ fn step(
             // Every pair of one ENV sees the variables as they were before it.
             for pair in pairs.iter_mut() {
                 *pair = Pair {
-                    key: expand(&pair.key, &scope)?,
-                    value: expand(&pair.value, &scope)?,
+                    key: expand(&pair.key, scope)?,
+                    value: expand(&pair.value, scope)?,
                 };
             }
             if instruction.keyword == Keyword::Env {
@@ -451,15 +449,15 @@ fn step(
         ) => {
             for source in sources.iter_mut() {
                 if !source.starts_with("<<") {
-                    *source = expand(source, &scope)?;
+                    *source = expand(source, scope)?;
                 }
             }
-            *destination = expand(destination, &scope)?;
+            *destination = expand(destination, scope)?;
         }
         (Args::List(_), Args::List(items)) => {
             let mut expanded = Vec::new();
             for item in items.iter() {
-                let words = shell::expand(item, &scope, escape)
+                let words = shell::expand(item, scope, escape)
                     .map_err(|e| err(line, format!("cannot expand {item:?}: {}", e.message)))?;
                 if instruction.keyword == Keyword::Expose {
                     expanded.extend(words.words);
@@ -470,7 +468,7 @@ fn step(
             *items = expanded;
         }
         (Args::Text(_), Args::Text(text)) if instruction.keyword != Keyword::Maintainer => {
-            *text = expand(text, &scope)?;
+            *text = expand(text, scope)?;
         }
         (Args::Onbuild(inner), _) => stage.onbuild.push((**inner).clone()),
         _ => {}
