@@ -34,9 +34,43 @@ pub struct Dockerfile {
     pub escape: char,
     pub instructions: Vec<Instruction>,
     pub warnings: Vec<String>,
+    /// The physical lines, for errors found after parsing (planning, expansion).
+    pub lines: Vec<String>,
 }
 
 impl Dockerfile {
+    /// An error about instructions spanning `lines` (1-based, inclusive), pointing at the
+    /// first place `needle` appears in them (or the start of the first line).
+    pub fn error_at(
+        &self,
+        file: &str,
+        lines: (usize, usize),
+        needle: &str,
+        message: impl Into<String>,
+    ) -> ParseError {
+        let text = |n: usize| self.lines.get(n.wrapping_sub(1)).map_or("", String::as_str);
+        let found = (lines.0..=lines.1.max(lines.0)).find_map(|n| {
+            let column = if needle.is_empty() {
+                None
+            } else {
+                text(n).find(needle)
+            };
+            column.map(|c| (n, c))
+        });
+        let (line, byte) = found.unwrap_or_else(|| {
+            let t = text(lines.0);
+            (lines.0, t.len() - t.trim_start().len())
+        });
+        let t = text(line);
+        ParseError {
+            file: file.to_string(),
+            line,
+            column: t.get(..byte).map_or(byte, |p| p.chars().count()) + 1,
+            text: t.to_string(),
+            message: message.into(),
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "directives": self.directives.iter().map(|d| serde_json::json!({
@@ -84,6 +118,9 @@ pub fn parse(file: &str, text: &str) -> Result<Dockerfile, ParseError> {
         escape,
         instructions,
         warnings,
+        lines: (1..=source.len())
+            .map(|n| source.line(n).to_string())
+            .collect(),
     })
 }
 

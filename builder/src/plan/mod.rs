@@ -17,13 +17,9 @@ use crate::{
 };
 use kiln_store::Platform;
 
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
-pub struct PlanError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-}
+/// Planning errors point into the Dockerfile the way parse errors do: file:line:column,
+/// the line, a caret.
+pub type PlanError = dockerfile::ParseError;
 
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
@@ -107,15 +103,18 @@ pub fn plan(
     options: &PlanOptions,
     images: &dyn BaseImages,
 ) -> Result<Plan, PlanError> {
-    let err = |line: usize, message: String| PlanError {
-        file: file.to_string(),
-        line,
-        message,
+    let err = |lines: (usize, usize), needle: &str, message: String| {
+        dockerfile.error_at(file, lines, needle, message)
     };
     let escape = dockerfile.escape;
     let expand = |text: &str, env: &dyn Env, line: usize| -> Result<String, PlanError> {
-        shell::expand_text(text, env, escape)
-            .map_err(|e| err(line, format!("cannot expand {text:?}: {}", e.message)))
+        shell::expand_text(text, env, escape).map_err(|e| {
+            err(
+                (line, line),
+                text,
+                format!("cannot expand {text:?}: {}", e.message),
+            )
+        })
     };
     let mut build_args = BuildArgs::new(options.build_args.clone());
 
@@ -130,12 +129,19 @@ pub fn plan(
         .instructions
         .iter()
         .position(|i| i.keyword == Keyword::From)
-        .ok_or_else(|| err(1, "the Dockerfile has no FROM: nothing to build".into()))?;
+        .ok_or_else(|| {
+            err(
+                (1, 1),
+                "",
+                "the Dockerfile has no FROM: nothing to build".into(),
+            )
+        })?;
     let mut global_consumed = BTreeSet::new();
     for instruction in &dockerfile.instructions[..first_from] {
         let Args::Arg(decls) = &instruction.args else {
             return Err(err(
-                instruction.line,
+                (instruction.line, instruction.line),
+                "",
                 format!(
                     "{} before the first FROM: only ARG may come before FROM",
                     instruction.keyword.as_str()
@@ -182,7 +188,8 @@ pub fn plan(
             let image = expand(image, &global, line)?;
             if image.is_empty() {
                 return Err(err(
-                    line,
+                    (line, line),
+                    "",
                     "FROM names an empty image after expansion".into(),
                 ));
             }
@@ -225,7 +232,13 @@ pub fn plan(
                         Vec::new()
                     } else {
                         let mut triggers = dockerfile::parse(&format!("ONBUILD of {image}"), &text)
-                            .map_err(|e| err(line, e.message))?
+                            .map_err(|e| {
+                                err(
+                                    (line, line),
+                                    "",
+                                    format!("an ONBUILD trigger of {image}: {}", e.message),
+                                )
+                            })?
                             .instructions;
                         // They were written elsewhere: they run at this FROM.
                         for t in &mut triggers {
@@ -271,14 +284,22 @@ pub fn plan(
     }
 
     let target = match &options.target {
-        Some(t) => find(&t.to_ascii_lowercase())
-            .ok_or_else(|| err(1, format!("target stage {t:?} could not be found")))?,
+        Some(t) => find(&t.to_ascii_lowercase()).ok_or_else(|| {
+            let mut e = err((1, 1), "", format!("target stage {t:?} could not be found"));
+            let known: Vec<&str> = names.iter().flatten().map(String::as_str).collect();
+            if !known.is_empty() {
+                e.message
+                    .push_str(&format!(" (stages: {})", known.join(", ")));
+            }
+            e
+        })?,
         None => stages.len() - 1,
     };
     let needed = needed(&stages, target).map_err(|cycle| {
         let names: Vec<String> = cycle.iter().map(|i| stage_label(&stages[*i])).collect();
         err(
-            stages[cycle[0]].line,
+            (stages[cycle[0]].line, stages[cycle[0]].line),
+            "",
             format!("circular dependency between stages: {}", names.join(" -> ")),
         )
     })?;
@@ -388,13 +409,18 @@ fn step(
     global: &Scope,
     build_args: &mut BuildArgs,
     find: &dyn Fn(&str) -> Option<usize>,
-    err: &dyn Fn(usize, String) -> PlanError,
+    err: &dyn Fn((usize, usize), &str, String) -> PlanError,
     escape: char,
 ) -> Result<Instruction, PlanError> {
-    let line = instruction.line;
+    let lines = (instruction.line, instruction.end_line);
     let expand = |text: &str, scope: &Scope| -> Result<String, PlanError> {
-        shell::expand_text(text, scope, escape)
-            .map_err(|e| err(line, format!("cannot expand {text:?}: {}", e.message)))
+        shell::expand_text(text, scope, escape).map_err(|e| {
+            err(
+                lines,
+                text,
+                format!("cannot expand {text:?}: {}", e.message),
+            )
+        })
     };
     let mut out = instruction.clone();
     // Flag values expand (`--from=$STAGE`, `--mount=target=$DIR`, `--chown=$USER`).
@@ -457,8 +483,13 @@ fn step(
         (Args::List(_), Args::List(items)) => {
             let mut expanded = Vec::new();
             for item in items.iter() {
-                let words = shell::expand(item, scope, escape)
-                    .map_err(|e| err(line, format!("cannot expand {item:?}: {}", e.message)))?;
+                let words = shell::expand(item, scope, escape).map_err(|e| {
+                    err(
+                        lines,
+                        item,
+                        format!("cannot expand {item:?}: {}", e.message),
+                    )
+                })?;
                 if instruction.keyword == Keyword::Expose {
                     expanded.extend(words.words);
                 } else {
@@ -492,7 +523,8 @@ fn step(
         let target = match reference.parse::<usize>() {
             Ok(n) if n >= stage.index => {
                 return Err(err(
-                    line,
+                    lines,
+                    "--from",
                     format!(
                         "--from={n} names stage {n}, which is not before this one (stage {})",
                         stage.index
@@ -505,7 +537,8 @@ fn step(
         match target {
             Some(t) if t == stage.index => {
                 return Err(err(
-                    line,
+                    lines,
+                    &reference,
                     format!(
                         "circular dependency: stage {} reads from itself",
                         stage_label(stage)

@@ -137,7 +137,12 @@ fn stages_by_name_and_index_and_target_pruning() {
 fn bad_references_and_cycles() {
     let e = plan_of("FROM a AS one\nCOPY --from=one x y\n", &[], None).unwrap_err();
     assert!(e.message.contains("reads from itself"), "{e}");
-    assert_eq!(e.line, 2);
+    assert_eq!((e.line, e.column), (2, 13), "points at the stage name");
+    assert!(
+        e.to_string()
+            .ends_with("2 | COPY --from=one x y\n  |             ^"),
+        "{e}"
+    );
     let e = plan_of("FROM a AS one\nCOPY --from=1 x y\nFROM b\n", &[], None).unwrap_err();
     assert!(e.message.contains("not before this one"), "{e}");
     let e = plan_of(
@@ -154,6 +159,7 @@ fn bad_references_and_cycles() {
     assert!(e.message.contains("only ARG may come before FROM"), "{e}");
     let e = plan_of("ARG A\nFROM a\nWORKDIR ${NEED:?set NEED}\n", &[], None).unwrap_err();
     assert!(e.message.contains("NEED: set NEED"), "{e}");
+    assert_eq!((e.line, e.column), (3, 9), "points at the word");
 }
 
 #[test]
