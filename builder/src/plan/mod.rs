@@ -401,7 +401,7 @@ fn needed(stages: &[Stage], target: usize) -> Result<Vec<usize>, Vec<usize>> {
 }
 
 /// Builds an error at (first line, last line) of an instruction, pointing at a word.
-type ErrorAt = dyn Fn((usize, usize), &str, String) -> PlanError;
+type ErrorAt<'a> = dyn Fn((usize, usize), &str, String) -> PlanError + 'a;
 
 /// Expand one instruction of `stage` where BuildKit expands (never RUN, CMD or
 /// ENTRYPOINT text), apply ARG and ENV to the stage's scope, and record references.
@@ -412,7 +412,7 @@ fn step(
     global: &Scope,
     build_args: &mut BuildArgs,
     find: &dyn Fn(&str) -> Option<usize>,
-    err: &ErrorAt,
+    err: &ErrorAt<'_>,
     escape: char,
 ) -> Result<Instruction, PlanError> {
     let lines = (instruction.line, instruction.end_line);
