@@ -148,6 +148,55 @@ impl Instruction {
         self.flags.iter().find(|f| f.name == name)
     }
 
+    /// One line: keyword, flags and arguments as they stand (expanded, after planning).
+    pub fn summary(&self) -> String {
+        let i = self;
+        let mut out = i.keyword.as_str().to_string();
+        for f in &i.flags {
+            match &f.value {
+                Some(v) => out.push_str(&format!(" --{}={v}", f.name)),
+                None => out.push_str(&format!(" --{}", f.name)),
+            }
+        }
+        let command = |c: &Command| match c {
+            Command::Exec(argv) => format!(" {}", serde_json::to_string(argv).unwrap_or_default()),
+            Command::Shell(s) => format!(" {s}"),
+        };
+        out.push_str(&match &i.args {
+            Args::From { image, stage } => format!(
+                " {image}{}",
+                stage
+                    .as_ref()
+                    .map(|s| format!(" AS {s}"))
+                    .unwrap_or_default()
+            ),
+            Args::Command(c) => command(c),
+            Args::Shell(argv) => format!(" {}", serde_json::to_string(argv).unwrap_or_default()),
+            Args::Pairs(pairs) => pairs
+                .iter()
+                .map(|p| format!(" {}={:?}", p.key, p.value))
+                .collect(),
+            Args::Arg(decls) => decls
+                .iter()
+                .map(|d| match &d.default {
+                    Some(v) => format!(" {}={v:?}", d.name),
+                    None => format!(" {}", d.name),
+                })
+                .collect(),
+            Args::Paths {
+                sources,
+                destination,
+                ..
+            } => format!(" {} {destination}", sources.join(" ")),
+            Args::List(items) => format!(" {}", items.join(" ")),
+            Args::Text(t) => format!(" {t}"),
+            Args::Onbuild(inner) => format!(" {}", inner.summary()),
+            Args::Healthcheck(None) => " NONE".into(),
+            Args::Healthcheck(Some(c)) => format!(" CMD{}", command(c)),
+        });
+        out
+    }
+
     /// The syntax tree as `kiln dockerfile parse --json` prints it.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::{Value, json};

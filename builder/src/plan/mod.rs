@@ -5,14 +5,17 @@
 //! ONBUILD triggers of a base stage (or image) run first in the child. Execution comes
 //! later; `kiln build --print=outline` shows this.
 
+mod outline;
 mod scope;
+mod step;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use scope::{ArgSource, BuildArgs, PREDEFINED, Scope};
+use step::Context;
 
 use crate::{
-    dockerfile::{self, Args, Command, Dockerfile, Flag, Instruction, Keyword, Pair},
+    dockerfile::{self, Args, Dockerfile, Instruction, Keyword},
     shell::{self, Env},
 };
 use kiln_store::Platform;
@@ -249,38 +252,28 @@ pub fn plan(
                 }
                 Base::Scratch => Vec::new(),
             };
+            let mut cx = Context {
+                global: &global,
+                build_args: &mut build_args,
+                find: &find,
+                err: &err,
+                escape,
+            };
             for trigger in triggers {
-                let step = step(
-                    &mut new,
-                    &trigger,
-                    &global,
-                    &mut build_args,
-                    &find,
-                    &err,
-                    escape,
-                )?;
-                new.steps.push(Step {
-                    instruction: step,
-                    triggered: true,
-                });
+                step::apply(&mut new, &trigger, true, &mut cx)?;
             }
             stages.push(new);
             continue;
         }
         let current = stages.last_mut().expect("a FROM came first");
-        let expanded = step(
-            current,
-            instruction,
-            &global,
-            &mut build_args,
-            &find,
-            &err,
+        let mut cx = Context {
+            global: &global,
+            build_args: &mut build_args,
+            find: &find,
+            err: &err,
             escape,
-        )?;
-        current.steps.push(Step {
-            instruction: expanded,
-            triggered: false,
-        });
+        };
+        step::apply(current, instruction, false, &mut cx)?;
     }
 
     let target = match &options.target {
@@ -398,293 +391,6 @@ fn needed(stages: &[Stage], target: usize) -> Result<Vec<usize>, Vec<usize>> {
     Ok((0..stages.len())
         .filter(|i| marks[*i] == Mark::Done)
         .collect())
-}
-
-/// Builds an error at (first line, last line) of an instruction, pointing at a word.
-type ErrorAt<'a> = dyn Fn((usize, usize), &str, String) -> PlanError + 'a;
-
-/// Expand one instruction of `stage` where BuildKit expands (never RUN, CMD or
-/// ENTRYPOINT text), apply ARG and ENV to the stage's scope, and record references.
-#[allow(clippy::too_many_arguments)]
-fn step(
-    stage: &mut Stage,
-    instruction: &Instruction,
-    global: &Scope,
-    build_args: &mut BuildArgs,
-    find: &dyn Fn(&str) -> Option<usize>,
-    err: &ErrorAt<'_>,
-    escape: char,
-) -> Result<Instruction, PlanError> {
-    let lines = (instruction.line, instruction.end_line);
-    let expand = |text: &str, scope: &Scope| -> Result<String, PlanError> {
-        shell::expand_text(text, scope, escape).map_err(|e| {
-            err(
-                lines,
-                text,
-                format!("cannot expand {text:?}: {}", e.message),
-            )
-        })
-    };
-    let mut out = instruction.clone();
-    // Flag values expand (`--from=$STAGE`, `--mount=target=$DIR`, `--chown=$USER`).
-    for flag in &mut out.flags {
-        if let Some(v) = &flag.value {
-            flag.value = Some(expand(v, &stage.scope)?);
-        }
-    }
-    let scope = &stage.scope;
-    match (&instruction.args, &mut out.args) {
-        (Args::Arg(decls), Args::Arg(expanded)) => {
-            for (decl, slot) in decls.iter().zip(expanded.iter_mut()) {
-                let (value, source) = if let Some(v) = build_args.take(&decl.name) {
-                    stage.consumed.insert(decl.name.clone());
-                    (Some(v), ArgSource::BuildArg)
-                } else if let Some(d) = &decl.default {
-                    (Some(expand(d, &stage.scope)?), ArgSource::Default)
-                } else if let Some(g) = global.get(&decl.name) {
-                    (Some(g.to_string()), ArgSource::Global)
-                } else {
-                    (None, ArgSource::Unset)
-                };
-                if let Some(v) = &value {
-                    stage.scope.set_arg(&decl.name, v);
-                }
-                slot.default = value.clone();
-                stage.args.retain(|(n, _, _)| n != &decl.name);
-                stage.args.push((decl.name.clone(), value, source));
-            }
-        }
-        (Args::Pairs(_), Args::Pairs(pairs)) => {
-            // Every pair of one ENV sees the variables as they were before it.
-            for pair in pairs.iter_mut() {
-                *pair = Pair {
-                    key: expand(&pair.key, scope)?,
-                    value: expand(&pair.value, scope)?,
-                };
-            }
-            if instruction.keyword == Keyword::Env {
-                for pair in pairs.iter() {
-                    stage.scope.set_env(&pair.key, &pair.value);
-                }
-            }
-        }
-        (
-            Args::Paths { .. },
-            Args::Paths {
-                sources,
-                destination,
-                ..
-            },
-        ) => {
-            for source in sources.iter_mut() {
-                if !source.starts_with("<<") {
-                    *source = expand(source, scope)?;
-                }
-            }
-            *destination = expand(destination, scope)?;
-        }
-        (Args::List(_), Args::List(items)) => {
-            let mut expanded = Vec::new();
-            for item in items.iter() {
-                let words = shell::expand(item, scope, escape).map_err(|e| {
-                    err(
-                        lines,
-                        item,
-                        format!("cannot expand {item:?}: {}", e.message),
-                    )
-                })?;
-                if instruction.keyword == Keyword::Expose {
-                    expanded.extend(words.words);
-                } else {
-                    expanded.push(words.text);
-                }
-            }
-            *items = expanded;
-        }
-        (Args::Text(_), Args::Text(text)) if instruction.keyword != Keyword::Maintainer => {
-            *text = expand(text, scope)?;
-        }
-        (Args::Onbuild(inner), _) => stage.onbuild.push((**inner).clone()),
-        _ => {}
-    }
-    // References to other stages.
-    let mut refs: Vec<String> = Vec::new();
-    if matches!(instruction.keyword, Keyword::Copy | Keyword::Add)
-        && let Some(Flag { value: Some(v), .. }) = out.flag("from")
-    {
-        refs.push(v.clone());
-    }
-    if instruction.keyword == Keyword::Run {
-        for mount in out.flags.iter().filter(|f| f.name == "mount") {
-            if let Some(from) = mount_option(mount.value.as_deref().unwrap_or(""), "from") {
-                refs.push(from);
-            }
-        }
-    }
-    for reference in refs {
-        let lowered = reference.to_ascii_lowercase();
-        let target = match reference.parse::<usize>() {
-            Ok(n) if n >= stage.index => {
-                return Err(err(
-                    lines,
-                    "--from",
-                    format!(
-                        "--from={n} names stage {n}, which is not before this one (stage {})",
-                        stage.index
-                    ),
-                ));
-            }
-            Ok(n) => Some(n),
-            Err(_) => find(&lowered),
-        };
-        match target {
-            Some(t) if t == stage.index => {
-                return Err(err(
-                    lines,
-                    &reference,
-                    format!(
-                        "circular dependency: stage {} reads from itself",
-                        stage_label(stage)
-                    ),
-                ));
-            }
-            Some(t) => {
-                stage.deps.insert(t);
-            }
-            None => {} // an image, pulled when the stage runs
-        }
-    }
-    Ok(out)
-}
-
-/// `key=value` from a `--mount` value (`type=cache,from=build,target=/x`).
-fn mount_option(value: &str, key: &str) -> Option<String> {
-    value.split(',').find_map(|field| {
-        let (k, v) = field.split_once('=')?;
-        (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
-    })
-}
-
-impl Plan {
-    /// `kiln build --print=outline`: the target, the ARGs in play, and each needed
-    /// stage's steps after expansion.
-    pub fn outline(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let target = &self.stages[self.target];
-        let _ = writeln!(out, "TARGET  {}", stage_label(target));
-        let shown: Vec<_> = self
-            .global_args
-            .iter()
-            .filter(|(_, _, s)| *s != ArgSource::Platform)
-            .collect();
-        if !shown.is_empty() {
-            let _ = writeln!(out, "\nGLOBAL ARGS");
-            for (name, value, source) in shown {
-                let _ = writeln!(out, "  {}", arg_line(name, value, source));
-            }
-        }
-        for i in &self.needed {
-            let stage = &self.stages[*i];
-            let base = match &stage.base {
-                Base::Scratch => "scratch".to_string(),
-                Base::Image(image) => image.clone(),
-                Base::Stage(p) => format!("{} (stage)", stage_label(&self.stages[*p])),
-            };
-            let platform = stage
-                .platform
-                .as_ref()
-                .map(|p| format!(" --platform={p}"))
-                .unwrap_or_default();
-            let _ = writeln!(out, "\n{}  FROM{platform} {base}", stage_label(stage));
-            if !stage.deps.is_empty() {
-                let deps: Vec<String> = stage
-                    .deps
-                    .iter()
-                    .map(|d| stage_label(&self.stages[*d]))
-                    .collect();
-                let _ = writeln!(out, "  needs: {}", deps.join(", "));
-            }
-            for (name, value, source) in &stage.args {
-                let _ = writeln!(out, "  ARG {}", arg_line(name, value, source));
-            }
-            for step in &stage.steps {
-                let mark = if step.triggered { " (ONBUILD)" } else { "" };
-                let _ = writeln!(
-                    out,
-                    "  {:>4}  {}{mark}",
-                    step.instruction.line,
-                    summary(&step.instruction)
-                );
-            }
-        }
-        for warning in &self.warnings {
-            let _ = writeln!(out, "\nwarning: {warning}");
-        }
-        out
-    }
-}
-
-fn arg_line(name: &str, value: &Option<String>, source: &ArgSource) -> String {
-    let from = match source {
-        ArgSource::BuildArg => "--build-arg",
-        ArgSource::Default => "default",
-        ArgSource::Global => "global",
-        ArgSource::Platform => "platform",
-        ArgSource::Unset => "unset",
-    };
-    match value {
-        Some(v) => format!("{name}={v:?}  ({from})"),
-        None => format!("{name}  ({from})"),
-    }
-}
-
-/// One line per step, with its expanded arguments.
-pub fn summary(i: &Instruction) -> String {
-    let mut out = i.keyword.as_str().to_string();
-    for f in &i.flags {
-        match &f.value {
-            Some(v) => out.push_str(&format!(" --{}={v}", f.name)),
-            None => out.push_str(&format!(" --{}", f.name)),
-        }
-    }
-    let command = |c: &Command| match c {
-        Command::Exec(argv) => format!(" {}", serde_json::to_string(argv).unwrap_or_default()),
-        Command::Shell(s) => format!(" {s}"),
-    };
-    out.push_str(&match &i.args {
-        Args::From { image, stage } => format!(
-            " {image}{}",
-            stage
-                .as_ref()
-                .map(|s| format!(" AS {s}"))
-                .unwrap_or_default()
-        ),
-        Args::Command(c) => command(c),
-        Args::Shell(argv) => format!(" {}", serde_json::to_string(argv).unwrap_or_default()),
-        Args::Pairs(pairs) => pairs
-            .iter()
-            .map(|p| format!(" {}={:?}", p.key, p.value))
-            .collect(),
-        Args::Arg(decls) => decls
-            .iter()
-            .map(|d| match &d.default {
-                Some(v) => format!(" {}={v:?}", d.name),
-                None => format!(" {}", d.name),
-            })
-            .collect(),
-        Args::Paths {
-            sources,
-            destination,
-            ..
-        } => format!(" {} {destination}", sources.join(" ")),
-        Args::List(items) => format!(" {}", items.join(" ")),
-        Args::Text(t) => format!(" {t}"),
-        Args::Onbuild(inner) => format!(" {}", summary(inner)),
-        Args::Healthcheck(None) => " NONE".into(),
-        Args::Healthcheck(Some(c)) => format!(" CMD{}", command(c)),
-    });
-    out
 }
 
 #[cfg(test)]

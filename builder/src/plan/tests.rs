@@ -24,7 +24,7 @@ fn steps(plan: &Plan, stage: usize) -> Vec<String> {
     plan.stages[stage]
         .steps
         .iter()
-        .map(|s| summary(&s.instruction))
+        .map(|s| s.instruction.summary())
         .collect()
 }
 
@@ -171,7 +171,7 @@ fn onbuild_triggers_run_first_in_the_child() {
     let child: Vec<(String, bool)> = p.stages[1]
         .steps
         .iter()
-        .map(|s| (summary(&s.instruction), s.triggered))
+        .map(|s| (s.instruction.summary(), s.triggered))
         .collect();
     assert_eq!(
         child,

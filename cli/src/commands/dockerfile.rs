@@ -3,7 +3,7 @@
 use std::{io::Read, path::PathBuf};
 
 use anyhow::{Context, Result, bail};
-use kiln_builder::dockerfile::{self, Args, Command as Cmd, Instruction};
+use kiln_builder::dockerfile;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -67,56 +67,11 @@ fn parse(args: ParseArgs) -> Result<()> {
         println!("{:>4}  # {}={}", d.line, d.name, d.value);
     }
     for i in &parsed.instructions {
-        println!("{:>4}  {}", i.line, describe(i));
+        println!("{:>4}  {}", i.line, i.summary());
         for h in &i.heredocs {
             let lines = h.content.lines().count();
             println!("      <<{} ({lines} lines)", h.name);
         }
     }
     Ok(())
-}
-
-/// One line: keyword, flags, arguments in a form that shows how they were split.
-fn describe(i: &Instruction) -> String {
-    let mut out = i.keyword.as_str().to_string();
-    for f in &i.flags {
-        out.push_str(&match &f.value {
-            Some(v) => format!(" --{}={v}", f.name),
-            None => format!(" --{}", f.name),
-        });
-    }
-    let command = |c: &Cmd| match c {
-        Cmd::Exec(argv) => format!(" {argv:?}"),
-        Cmd::Shell(s) => format!(" {s}"),
-    };
-    out.push_str(&match &i.args {
-        Args::From { image, stage } => match stage {
-            Some(s) => format!(" {image} AS {s}"),
-            None => format!(" {image}"),
-        },
-        Args::Command(c) => command(c),
-        Args::Shell(argv) => format!(" {argv:?}"),
-        Args::Pairs(pairs) => pairs
-            .iter()
-            .map(|p| format!(" {}={}", p.key, p.value))
-            .collect(),
-        Args::Arg(args) => args
-            .iter()
-            .map(|a| match &a.default {
-                Some(d) => format!(" {}={d}", a.name),
-                None => format!(" {}", a.name),
-            })
-            .collect(),
-        Args::Paths {
-            sources,
-            destination,
-            ..
-        } => format!(" {sources:?} -> {destination}"),
-        Args::List(items) => format!(" {items:?}"),
-        Args::Text(t) => format!(" {t}"),
-        Args::Onbuild(inner) => format!(" {}", describe(inner)),
-        Args::Healthcheck(None) => " NONE".into(),
-        Args::Healthcheck(Some(c)) => format!(" CMD{}", command(c)),
-    });
-    out
 }
