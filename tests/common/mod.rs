@@ -189,6 +189,15 @@ pub fn skopeo(args: &str) -> String {
     sh(&format!("skopeo {args}"))
 }
 
+/// The digest of what skopeo reads from `location` (its raw manifest, hashed).
+pub fn skopeo_digest(location: &str) -> String {
+    let raw = skopeo(&format!("inspect --raw --tls-verify=false {location}"));
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(raw.trim_end_matches('\n')))
+    )
+}
+
 /// The busybox base rootfs made by the fixture script.
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     require_tool("busybox");

@@ -9,6 +9,7 @@ mod credentials;
 mod error;
 mod known_blobs;
 mod repository;
+mod upload;
 
 use std::{collections::HashMap, path::PathBuf, sync::Mutex, time::Duration};
 

@@ -6,13 +6,15 @@ use std::{io::Write, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use kiln_store::{BlobStore, Descriptor, Digest};
+use kiln_store::{BlobStore, Descriptor, Digest, StagedBlob};
 
 use super::{CopyOptions, Destination, Progress, Source};
 use crate::client::{BlobBody, ClientError, OnBytes, PushOutcome, Repository, Result, check_blob};
 
-/// A blob whose bytes all arrived and checked out, being made durable and visible.
-pub(super) type Committing = tokio::task::JoinHandle<Result<()>>;
+/// A blob whose bytes all arrived and checked out, being made durable (fsync) on a
+/// thread of its own; `copy` renames it into place only once every blob arrived, so a
+/// copy that fails leaves the destination as it was.
+pub(super) type Staging = tokio::task::JoinHandle<Result<StagedBlob>>;
 
 /// What the writer thread is handed at a time.
 const PIECE: usize = 1 << 20;
@@ -34,7 +36,7 @@ pub(super) async fn transfer(
     descriptor: &Descriptor,
     options: &CopyOptions,
     progress: &Arc<dyn Progress>,
-) -> Result<(u64, Option<Committing>)> {
+) -> Result<(u64, Option<Staging>)> {
     let digest = &descriptor.digest;
     let started = Instant::now();
     progress.started(digest, descriptor.size);
@@ -43,7 +45,7 @@ pub(super) async fn transfer(
         let digest = digest.clone();
         Arc::new(move |n: u64| progress.advanced(&digest, n))
     };
-    let mut committing = None;
+    let mut staging = None;
     let outcome = match (source, destination) {
         (_, Destination::Layout { layout, .. }) if layout.blobs().contains(digest) => {
             BlobOutcome::Exists
@@ -51,9 +53,7 @@ pub(super) async fn transfer(
         (Source::Layout { layout: from, .. }, Destination::Layout { layout: to, .. }) => {
             let (from, to) = (from.blobs().clone(), to.blobs().clone());
             let owned = descriptor.clone();
-            tokio::task::spawn_blocking(move || copy_local(&from, &to, &owned))
-                .await
-                .expect("local copy task")?;
+            staging = Some(tokio::task::spawn_blocking(move || copy_local(&from, &to, &owned)));
             on_bytes(descriptor.size);
             copied(descriptor.size, started)
         }
@@ -70,7 +70,7 @@ pub(super) async fn transfer(
             pushed(outcome, descriptor.size, started)
         }
         (Source::Remote { repo, .. }, Destination::Layout { layout, .. }) => {
-            committing = Some(pull(repo, descriptor, layout.blobs(), on_bytes).await?);
+            staging = Some(pull(repo, descriptor, layout.blobs(), on_bytes).await?);
             remember(options, repo, digest);
             copied(descriptor.size, started)
         }
@@ -96,7 +96,7 @@ pub(super) async fn transfer(
         BlobOutcome::Copied { bytes, .. } => bytes,
         _ => 0,
     };
-    Ok((moved, committing))
+    Ok((moved, staging))
 }
 
 fn copied(bytes: u64, started: Instant) -> BlobOutcome {
@@ -121,7 +121,7 @@ fn remember(options: &CopyOptions, repo: &Repository, digest: &Digest) {
 }
 
 /// Layout to layout: re-read and re-hash, never trust a file for its name.
-fn copy_local(from: &BlobStore, to: &BlobStore, descriptor: &Descriptor) -> Result<()> {
+fn copy_local(from: &BlobStore, to: &BlobStore, descriptor: &Descriptor) -> Result<StagedBlob> {
     let mut file = from.open_blob(&descriptor.digest)?;
     let mut writer = to.writer()?;
     std::io::copy(&mut file, &mut writer)
@@ -134,8 +134,7 @@ fn copy_local(from: &BlobStore, to: &BlobStore, descriptor: &Descriptor) -> Resu
         staged.size,
         "the source layout",
     )?;
-    staged.commit(to, Some(&descriptor.digest))?;
-    Ok(())
+    Ok(staged)
 }
 
 /// Registry to layout, retried from the start when the connection breaks. A writer
@@ -146,7 +145,7 @@ async fn pull(
     descriptor: &Descriptor,
     blobs: &BlobStore,
     on_bytes: OnBytes,
-) -> Result<Committing> {
+) -> Result<Staging> {
     let attempts = repo.client().options().attempts.max(1);
     let mut failures = 0;
     loop {
@@ -162,7 +161,7 @@ async fn pull_once(
     descriptor: &Descriptor,
     blobs: &BlobStore,
     on_bytes: &OnBytes,
-) -> Result<Committing> {
+) -> Result<Staging> {
     let digest = &descriptor.digest;
     let origin = repo.display(&digest.to_string());
     let response = repo.blob(digest).await?;
@@ -228,11 +227,11 @@ async fn pull_once(
         staged.size,
         &origin,
     )?;
-    // fsync and rename on a thread of their own: the next blob's transfer starts now,
-    // while the kernel writes this one back, instead of waiting for the disk.
-    let (blobs, digest) = (blobs.clone(), digest.clone());
+    // fsync on a thread of its own: the next blob's transfer starts now, while the
+    // kernel writes this one back, instead of waiting for the disk.
+    let mut staged = staged;
     Ok(tokio::task::spawn_blocking(move || {
-        staged.commit(&blobs, Some(&digest))?;
-        Ok(())
+        staged.sync()?;
+        Ok(staged)
     }))
 }

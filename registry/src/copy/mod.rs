@@ -111,17 +111,31 @@ pub async fn copy(
     let mut plan = Plan::default();
     let top = plan.collect(source, top, options, 0).await?;
 
-    let moved: Vec<(u64, Option<blobs::Committing>)> = futures::stream::iter(plan.blobs.iter())
+    let moved: Vec<(u64, Option<blobs::Staging>)> = futures::stream::iter(plan.blobs.iter())
         .map(|descriptor| blobs::transfer(source, destination, descriptor, options, &progress))
         .buffer_unordered(options.jobs.max(1))
         .try_collect()
         .await?;
+    // Every blob arrived and checked out: only now does any become visible.
     let mut bytes = 0;
-    for (n, committing) in moved {
+    let mut staged = Vec::new();
+    for (n, staging) in moved {
         bytes += n;
-        if let Some(committing) = committing {
-            committing.await.expect("blob commit task")?;
+        if let Some(staging) = staging {
+            staged.push(staging.await.expect("blob sync task")?);
         }
+    }
+    if let Destination::Layout { layout, .. } = destination {
+        let blobs = layout.blobs().clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            for blob in staged {
+                let digest = blob.digest.clone();
+                blob.commit(&blobs, Some(&digest))?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("blob commit task")?;
     }
 
     for document in &plan.documents {
