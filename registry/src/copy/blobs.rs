@@ -53,7 +53,9 @@ pub(super) async fn transfer(
         (Source::Layout { layout: from, .. }, Destination::Layout { layout: to, .. }) => {
             let (from, to) = (from.blobs().clone(), to.blobs().clone());
             let owned = descriptor.clone();
-            staging = Some(tokio::task::spawn_blocking(move || copy_local(&from, &to, &owned)));
+            staging = Some(tokio::task::spawn_blocking(move || {
+                copy_local(&from, &to, &owned)
+            }));
             on_bytes(descriptor.size);
             copied(descriptor.size, started)
         }
