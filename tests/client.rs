@@ -110,6 +110,19 @@ fn push_and_pull_with_kiln_registry() {
         "the pulled image exports a different tree"
     );
 
+    // Pushed by skopeo, pulled by kiln: the same manifest.
+    let layout = kiln.root().join("images");
+    skopeo(&format!(
+        "copy -q --dest-tls-verify=false oci:{}:docker.io/library/busybox:1 docker://{r}/sk/busybox:1",
+        layout.display()
+    ));
+    let from_skopeo = Kiln::new();
+    from_skopeo.ok(&["pull", &format!("{r}/sk/busybox:1")]);
+    assert_eq!(
+        from_skopeo.manifest_digest(&format!("{r}/sk/busybox:1")),
+        skopeo_digest(&format!("docker://{r}/sk/busybox:1"))
+    );
+
     // By digest: untagged in the store, found by digest.
     let by_digest = Kiln::new();
     by_digest.ok(&["pull", &format!("{r}/team/busybox@{digest}")]);
