@@ -8,7 +8,7 @@ fn storage() -> (tempfile::TempDir, RegistryStorage) {
     (dir, storage)
 }
 
-fn body(parts: &[&[u8]]) -> impl Stream<Item = std::result::Result<Bytes, String>> + Unpin {
+fn body(parts: &[&[u8]]) -> impl Stream<Item = std::result::Result<Bytes, String>> + Unpin + use<> {
     stream::iter(
         parts
             .iter()
@@ -159,6 +159,45 @@ async fn chunked_upload_in_order_then_finish() {
     let err = storage.upload_status(&session.id).await.unwrap_err();
     assert!(matches!(err, StorageError::NotFound(_)), "{err}");
     assert_eq!(objects(&dir).len(), 1, "{:?}", objects(&dir));
+}
+
+#[tokio::test]
+async fn one_patch_then_an_empty_put_renames_the_chunk() {
+    let (dir, storage) = storage();
+    let data = b"the whole blob in one PATCH".repeat(1000);
+    let digest = Digest::of(&data);
+    // A wrong digest still fails, and the session survives it.
+    let session = storage.start_upload("team/app").await.unwrap();
+    storage
+        .append_upload(&session.id, Some(0), body(&[&data[..100], &data[100..]]))
+        .await
+        .unwrap();
+    let wrong = Digest::of(b"other");
+    let err = storage
+        .finish_upload(&session.id, None, body(&[]), &wrong)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::DigestInvalid { .. }), "{err}");
+    let size = storage
+        .finish_upload(&session.id, None, body(&[]), &digest)
+        .await
+        .unwrap();
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(read_all(&storage, &digest, None).await, data);
+    assert_eq!(objects(&dir).len(), 1, "{:?}", objects(&dir));
+
+    // Two chunks, or a body on the PUT: the copying path, same result.
+    let session = storage.start_upload("team/app").await.unwrap();
+    storage
+        .append_upload(&session.id, Some(0), body(&[&data[..10]]))
+        .await
+        .unwrap();
+    let d2 = Digest::of(&data[..20]);
+    storage
+        .finish_upload(&session.id, Some(10), body(&[&data[10..20]]), &d2)
+        .await
+        .unwrap();
+    assert_eq!(read_all(&storage, &d2, None).await, &data[..20]);
 }
 
 #[tokio::test]

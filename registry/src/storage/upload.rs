@@ -1,12 +1,15 @@
 //! `UploadSession`: a blob upload in progress (POST, PATCH…, PUT), kept entirely in storage.
 //! Each PATCH becomes one chunk object named by its offset, so the upload's size is the
-//! sum of its chunks and any replica can take the next request.
+//! sum of its chunks and any replica can take the next request. The first chunk is hashed
+//! as it arrives: when it turns out to be the whole blob (docker, skopeo and containerd
+//! push POST, one PATCH, PUT), the PUT renames it into place instead of copying it.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use kiln_store::Digest;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use super::{RegistryStorage, Result, StorageError, random_id};
 
@@ -25,6 +28,11 @@ struct SessionRecord {
 
 fn session_path(id: &str) -> Path {
     Path::from(format!("uploads/{id}/session.json"))
+}
+
+/// The digest of the chunk at offset 0, written once that chunk is complete.
+fn first_chunk_digest_path(id: &str) -> Path {
+    Path::from(format!("uploads/{id}/first-chunk.sha256"))
 }
 
 fn chunks_prefix(id: &str) -> Path {
@@ -118,6 +126,7 @@ impl RegistryStorage {
         );
         let mut body = body;
         let mut written = 0u64;
+        let mut hasher = (session.size == 0).then(Sha256::new);
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
@@ -127,6 +136,9 @@ impl RegistryStorage {
                 }
             };
             written += chunk.len() as u64;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
             upload.wait_for_capacity(4).await?;
             upload.put(chunk);
         }
@@ -135,6 +147,17 @@ impl RegistryStorage {
             return Ok(session);
         }
         upload.finish().await?;
+        if let Some(h) = hasher {
+            // Best effort: without it, the PUT copies the chunk as it would anyway.
+            let digest = Digest::from_hasher(h).to_string();
+            let _ = self
+                .store
+                .put(
+                    &first_chunk_digest_path(id),
+                    PutPayload::from(digest.into_bytes()),
+                )
+                .await;
+        }
         session.size += written;
         Ok(session)
     }
@@ -172,6 +195,18 @@ impl RegistryStorage {
         {
             return Err(StorageError::RangeInvalid { start, size: end });
         }
+        let mut last = Box::pin(last.map(|r| r.map_err(|e| StorageError::Body(e.to_string()))));
+        let first_piece = last.next().await;
+        if first_piece.is_none()
+            && let [(0, size, path)] = chunks.as_slice()
+            && self.first_chunk_digest(id).await.as_ref() == Some(expected)
+        {
+            // The one chunk is the blob, hashed as it arrived: rename, do not copy.
+            self.store.rename(path, &Self::blob_path(expected)).await?;
+            let size = *size;
+            self.cancel_upload(id).await?;
+            return Ok(size);
+        }
         // One chunk object after the other, each streamed: never the whole blob in memory.
         let reader = self.clone();
         let earlier = stream::iter(chunks)
@@ -180,12 +215,24 @@ impl RegistryStorage {
                 async move { Ok::<_, StorageError>(reader.read_object(&path, None).await?.1) }
             })
             .try_flatten();
-        let last = last.map(|r| r.map_err(|e| StorageError::Body(e.to_string())));
+        let last = stream::iter(first_piece).chain(last);
         let size = self
             .commit_stream(expected, earlier.chain(last).boxed())
             .await?;
         self.cancel_upload(id).await?;
         Ok(size)
+    }
+
+    async fn first_chunk_digest(&self, id: &str) -> Option<Digest> {
+        let bytes = self
+            .store
+            .get(&first_chunk_digest_path(id))
+            .await
+            .ok()?
+            .bytes()
+            .await
+            .ok()?;
+        std::str::from_utf8(&bytes).ok()?.parse().ok()
     }
 
     /// Forget an upload and its chunks.
