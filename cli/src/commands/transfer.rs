@@ -43,7 +43,7 @@ pub struct TransferFlags {
     pub jobs: usize,
 
     /// Blobs larger than this are uploaded in chunks of this size, resumed after a break
-    #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, default_value = "128MiB", value_parser = parse_size, value_name = "SIZE")]
     pub chunk_size: u64,
 
     /// Print no progress

@@ -52,7 +52,7 @@ impl Default for ClientOptions {
             verify_loopback: false,
             ca_certs: Vec::new(),
             auth_file: DockerConfig::default_path(),
-            chunk_size: 64 << 20,
+            chunk_size: 128 << 20,
             attempts: 4,
         }
     }

@@ -1,8 +1,9 @@
 //! `UploadSession`: a blob upload in progress (POST, PATCH…, PUT), kept entirely in storage.
 //! Each PATCH becomes one chunk object named by its offset, so the upload's size is the
-//! sum of its chunks and any replica can take the next request. The first chunk is hashed
-//! as it arrives: when it turns out to be the whole blob (docker, skopeo and containerd
-//! push POST, one PATCH, PUT), the PUT renames it into place instead of copying it.
+//! sum of its chunks and any replica can take the next request. A first PATCH without
+//! Content-Range is hashed as it arrives: when it turns out to be the whole blob (docker,
+//! skopeo and containerd push POST, one PATCH, PUT), the PUT renames it into place
+//! instead of copying it.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
@@ -126,7 +127,10 @@ impl RegistryStorage {
         );
         let mut body = body;
         let mut written = 0u64;
-        let mut hasher = (session.size == 0).then(Sha256::new);
+        // A PATCH at offset 0 without Content-Range is how docker, skopeo and containerd
+        // stream a whole blob: hash it on the way, so the PUT can rename it. Chunking
+        // clients send Content-Range; their chunks are hashed once, at the PUT.
+        let mut hasher = (session.size == 0 && start.is_none()).then(Sha256::new);
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
