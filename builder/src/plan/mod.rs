@@ -184,6 +184,13 @@ pub fn plan(
     let find = |name: &str| names.iter().position(|n| n.as_deref() == Some(name));
 
     let mut stages: Vec<Stage> = Vec::new();
+    let mut cx = Context {
+        global: &global,
+        build_args: &mut build_args,
+        find: &find,
+        err: &err,
+        escape,
+    };
     for instruction in &dockerfile.instructions[first_from..] {
         if let Args::From { image, stage } = &instruction.args {
             let index = stages.len();
@@ -252,13 +259,6 @@ pub fn plan(
                 }
                 Base::Scratch => Vec::new(),
             };
-            let mut cx = Context {
-                global: &global,
-                build_args: &mut build_args,
-                find: &find,
-                err: &err,
-                escape,
-            };
             for trigger in triggers {
                 step::apply(&mut new, &trigger, true, &mut cx)?;
             }
@@ -266,13 +266,6 @@ pub fn plan(
             continue;
         }
         let current = stages.last_mut().expect("a FROM came first");
-        let mut cx = Context {
-            global: &global,
-            build_args: &mut build_args,
-            find: &find,
-            err: &err,
-            escape,
-        };
         step::apply(current, instruction, false, &mut cx)?;
     }
 
