@@ -511,3 +511,42 @@ fn tls_is_verified_against_the_system_roots_and_ca_cert() {
     // Loopback is an insecure registry by docker's rule: TLS, unverified.
     Kiln::new().ok(&["pull", &image]);
 }
+
+#[test]
+fn progress_bars_on_a_terminal_plain_lines_otherwise() {
+    require_tool("script");
+    let kiln = Kiln::new();
+    with_big_image(&kiln, 4);
+    let registry = Registry::start(&kiln);
+    let image = format!("{}/progress/big:1", registry.addr);
+
+    // Not a terminal: one plain line per blob, no escape sequences.
+    let out = kiln.run(&["push", "big:1", &image]);
+    let plain = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{plain}");
+    assert_eq!(plain.matches(": copied ").count(), 2, "{plain}");
+    assert!(
+        !plain.contains('\u{1b}'),
+        "escape codes in a log: {plain:?}"
+    );
+
+    // A terminal (script gives the command a pty): a bar per blob with bytes and rate.
+    let fresh = Kiln::new();
+    let command = format!(
+        "KILN_ROOT={} {} pull {image}",
+        fresh.root().display(),
+        env!("CARGO_BIN_EXE_kiln")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{tty}");
+    assert!(tty.contains("\u{1b}[2K"), "no bar was drawn: {tty:?}");
+    assert!(
+        tty.contains("MiB/") && tty.contains("B/s"),
+        "no bytes or rate: {tty:?}"
+    );
+    assert!(tty.contains(": copied "), "{tty:?}");
+}
