@@ -11,11 +11,16 @@
 //! repositories/<name>/…                   links, manifests and tags (see `repository`)
 //! ```
 //!
+//! On the local filesystem every write is fsynced, and its directory after a rename,
+//! before it is acknowledged (`local::LocalStore`): a blob or tag a client was told is
+//! stored survives a power cut, not only a killed process.
+//!
 //! No state lives in process memory and no write depends on conditional PUTs (Garage
 //! ignores `If-None-Match`): what two replicas may race on is either content-addressed
 //! (same bytes, same name) or last-writer-wins.
 
 mod gc;
+mod local;
 mod repository;
 mod upload;
 
@@ -24,9 +29,7 @@ use std::{ops::Range, path::Path as FsPath, sync::Arc};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt, stream::BoxStream};
 use kiln_store::Digest;
-use object_store::{
-    ObjectStore, ObjectStoreExt, WriteMultipart, local::LocalFileSystem, path::Path,
-};
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart, path::Path};
 use sha2::{Digest as _, Sha256};
 
 pub use gc::GcReport;
@@ -85,8 +88,9 @@ impl RegistryStorage {
                 source: Box::new(e),
             })
         })?;
-        let fs = LocalFileSystem::new_with_prefix(root)?.with_automatic_cleanup(true);
-        Ok(RegistryStorage::new(Arc::new(fs)))
+        Ok(RegistryStorage::new(Arc::new(local::LocalStore::new(
+            root,
+        )?)))
     }
 
     fn blob_path(digest: &Digest) -> Path {
