@@ -17,8 +17,10 @@ const BLOCK: u64 = 512;
 const READ_AHEAD: usize = 256 << 10;
 /// Entry contents are read and dropped through one buffer, reused: `io::copy` into a sink
 /// would zero a fresh 8 KiB stack buffer per entry (the tar entry has no `read_buf`), which
-/// cost a 20,000-file layer more than hashing it.
-const SKIP_BUFFER: usize = 64 << 10;
+/// cost a 20,000-file layer more than hashing it. It is larger than `READ_AHEAD` so that a
+/// big file's bytes bypass the read-ahead buffer (`BufReader` passes large reads through)
+/// instead of being copied once more.
+const SKIP_BUFFER: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TarSummary {
