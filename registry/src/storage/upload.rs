@@ -123,7 +123,7 @@ impl RegistryStorage {
         let path = Path::from(format!("uploads/{id}/chunks/{:020}", session.size));
         let mut upload = object_store::WriteMultipart::new_with_chunk_size(
             self.store.put_multipart(&path).await?,
-            super::PART_SIZE,
+            self.part_size,
         );
         let mut body = body;
         let mut written = 0u64;
