@@ -128,7 +128,7 @@ struct Staging {
 impl Staging {
     fn create(dest: PathBuf) -> Result<Staging> {
         let parent = dest.parent().expect("an object path has a parent");
-        std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+        create_dirs_durably(parent).map_err(|e| io_error(parent, e))?;
         // LocalFileSystem's listings skip names ending in `#` and digits only: in-progress
         // files stay out of listings (upload chunks are counted by listing them).
         let mut suffix = [0u8; 8];
@@ -175,6 +175,21 @@ impl Staging {
         File::open(parent)
             .and_then(|dir| dir.sync_all())
             .map_err(|e| io_error(parent, e))
+    }
+}
+
+/// `create_dir_all`, fsyncing the parent of each directory it creates: the object that
+/// will live in `dir` is durable only if the path to it is.
+fn create_dirs_durably(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir.parent().ok_or(std::io::ErrorKind::NotFound)?;
+    create_dirs_durably(parent)?;
+    match std::fs::create_dir(dir) {
+        Ok(()) => File::open(parent)?.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
