@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Peers and tools the end-to-end tests use; installed only when missing.
-packages=(busybox-static skopeo umoci docker-registry docker.io tar curl apache2-utils openssl)
+packages=(busybox-static skopeo umoci docker-registry docker.io tar curl apache2-utils openssl strace)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -29,10 +29,25 @@ impl Registry {
     }
 
     pub fn start_with(kiln: &Kiln, extra: &[&str]) -> Registry {
-        let mut child = kiln
-            .cmd()
+        let mut cmd = kiln.cmd();
+        cmd.args(["registry", "serve", "--listen", "127.0.0.1:0"])
+            .args(extra);
+        Self::spawn(cmd)
+    }
+
+    /// `kiln registry serve` run by `wrapper` (e.g. strace and its flags), which must pass
+    /// the server's standard error through.
+    pub fn start_under(kiln: &Kiln, wrapper: &[&str]) -> Registry {
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..])
+            .arg(env!("CARGO_BIN_EXE_kiln"))
             .args(["registry", "serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .env("KILN_ROOT", kiln.root());
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Registry {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -49,6 +64,16 @@ impl Registry {
         // Keep draining the access log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in stderr.lines() {});
         Registry { child, addr }
+    }
+
+    /// The process started: the server, or the wrapper of `start_under`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the process to end (after the server was told to stop some other way).
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
     }
 
     /// SIGKILL: no chance to clean up, as in a power cut.
