@@ -218,6 +218,26 @@ fn kill_9_mid_upload_leaves_no_half_blob() {
         "copy --src-tls-verify=false docker://{r}/library/busybox:1 oci:{}:t",
         out.display()
     ));
+
+    // The killed upload left its partial file (listings never show it); gc sweeps it.
+    let partials = || {
+        let mut files = Vec::new();
+        files_under(&kiln.root().join("registry"), &mut files);
+        files
+            .into_iter()
+            .filter(|f| {
+                let name = f.file_name().unwrap().to_string_lossy().into_owned();
+                name.rsplit_once('#')
+                    .is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !partials().is_empty(),
+        "the crash left no partial file to sweep"
+    );
+    let report = kiln.ok(&["registry", "gc", "--grace", "0s"]);
+    assert!(partials().is_empty(), "{report}\nleft: {:?}", partials());
 }
 
 #[test]

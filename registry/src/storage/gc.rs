@@ -25,7 +25,8 @@ pub struct GcReport {
     pub manifests: Vec<(String, Digest)>,
     /// Blobs removed, with their sizes.
     pub blobs: Vec<(Digest, u64)>,
-    /// Staging objects and upload sessions older than the grace period.
+    /// Staging objects, upload sessions and (local storage) partial files a crash left,
+    /// older than the grace period.
     pub leftovers: usize,
 }
 
@@ -152,6 +153,20 @@ impl RegistryStorage {
                     report.leftovers += 1;
                 }
             }
+        }
+        if let Some(root) = self.local_root.clone() {
+            let swept = tokio::task::spawn_blocking(move || {
+                super::local::sweep_partial_files(&root, cutoff, dry_run)
+            })
+            .await
+            .map_err(|e| super::StorageError::Body(e.to_string()))?
+            .map_err(|e| {
+                super::StorageError::Backend(object_store::Error::Generic {
+                    store: "LocalStore",
+                    source: Box::new(e),
+                })
+            })?;
+            report.leftovers += swept;
         }
         Ok(report)
     }

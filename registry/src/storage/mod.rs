@@ -78,6 +78,9 @@ const LOCAL_PART_SIZE: usize = 2 << 20;
 pub struct RegistryStorage {
     store: Arc<dyn ObjectStore>,
     part_size: usize,
+    /// The directory of local storage: gc sweeps the partial files a crash left there,
+    /// which object_store's listings do not show.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl RegistryStorage {
@@ -85,6 +88,7 @@ impl RegistryStorage {
         RegistryStorage {
             store,
             part_size: PART_SIZE,
+            local_root: None,
         }
     }
 
@@ -99,6 +103,7 @@ impl RegistryStorage {
         Ok(RegistryStorage {
             store: Arc::new(local::LocalStore::new(root)?),
             part_size: LOCAL_PART_SIZE,
+            local_root: Some(root.to_path_buf()),
         })
     }
 
