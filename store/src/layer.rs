@@ -44,7 +44,7 @@ impl StagedLayer {
 
 impl LayerSink {
     pub fn new(store: &BlobStore, compression: Compression) -> Result<LayerSink> {
-        let encoder = Encoder::new(compression, store.writer()?)
+        let encoder = Encoder::new_parallel(compression, store.writer()?)
             .ctx(|| format!("starting the {} encoder", compression.name()))?;
         Ok(LayerSink {
             inner: DigestWriter::new(encoder),
