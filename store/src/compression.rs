@@ -173,9 +173,11 @@ pub enum Encoder<W: Write> {
 /// input and the level, never on thread timing. One core's flate2 gzip (~45–65 MB/s at
 /// level 2 here) was the slowest step of `kiln import`.
 pub struct ParallelGzip<W: Write> {
-    /// `None` once finished. gzp's own drop finishes the stream and panics on an error, so
-    /// an encoder dropped on an error path is finished here, its error ignored.
+    /// `None` once finished.
     inner: Option<gzp::par::compress::ParCompress<'static, gzp::deflate::Gzip, W>>,
+    /// A write or flush failed (the writer failed: a full disk). gzp has then shut its
+    /// pipeline down, and any further call into it would panic, so none is made.
+    failed: bool,
 }
 
 impl<W: Write + Send + 'static> ParallelGzip<W> {
@@ -188,6 +190,7 @@ impl<W: Write + Send + 'static> ParallelGzip<W> {
             .from_writer(inner);
         Ok(ParallelGzip {
             inner: Some(encoder),
+            failed: false,
         })
     }
 }
@@ -196,17 +199,35 @@ impl<W: Write> ParallelGzip<W> {
     fn finish(mut self) -> io::Result<W> {
         use gzp::ZWriter as _;
         let mut encoder = self.inner.take().expect("finished once");
+        if self.failed {
+            return Err(io::Error::other("the gzip stream failed earlier"));
+        }
+        // On an error gzp has taken its pipeline apart, so dropping `encoder` is quiet.
         encoder.finish().map_err(gzp_error)
     }
 
-    fn encoder(&mut self) -> &mut gzp::par::compress::ParCompress<'static, gzp::deflate::Gzip, W> {
-        self.inner.as_mut().expect("not finished")
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(
+            &mut gzp::par::compress::ParCompress<'static, gzp::deflate::Gzip, W>,
+        ) -> io::Result<T>,
+    ) -> io::Result<T> {
+        if self.failed {
+            return Err(io::Error::other("the gzip stream failed earlier"));
+        }
+        let result = f(self.inner.as_mut().expect("not finished"));
+        self.failed = result.is_err();
+        result
     }
 }
 
 impl<W: Write> Drop for ParallelGzip<W> {
+    /// An encoder dropped unfinished (an error elsewhere) is finished quietly: gzp's own
+    /// drop would finish it too, and panic on an error.
     fn drop(&mut self) {
-        if let Some(mut encoder) = self.inner.take() {
+        if let Some(mut encoder) = self.inner.take()
+            && !self.failed
+        {
             use gzp::ZWriter as _;
             let _ = encoder.finish();
         }
@@ -270,7 +291,7 @@ impl<W: Write> Write for Encoder<W> {
         match self {
             Encoder::None(w) => w.write(buf),
             Encoder::Gzip(e) => e.write(buf),
-            Encoder::ParallelGzip(e) => e.encoder().write(buf),
+            Encoder::ParallelGzip(e) => e.call(|g| g.write(buf)),
             Encoder::Zstd(e) => e.write(buf),
         }
     }
@@ -279,7 +300,7 @@ impl<W: Write> Write for Encoder<W> {
         match self {
             Encoder::None(w) => w.flush(),
             Encoder::Gzip(e) => e.flush(),
-            Encoder::ParallelGzip(e) => e.encoder().flush(),
+            Encoder::ParallelGzip(e) => e.call(|g| g.flush()),
             Encoder::Zstd(e) => e.flush(),
         }
     }
@@ -345,6 +366,44 @@ mod tests {
         // An encoder dropped unfinished (an error path) neither panics nor hangs.
         let mut e = Encoder::new_parallel(Compression::Gzip, Vec::new()).unwrap();
         e.write_all(&input).unwrap();
+        drop(e);
+    }
+
+    /// A writer that fails once it has taken `room` bytes, like a full disk.
+    struct FullDisk {
+        room: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room < buf.len() {
+                return Err(io::Error::other("no space left on device"));
+            }
+            self.room -= buf.len();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn parallel_gzip_reports_a_failing_writer_without_panicking() {
+        let input: Vec<u8> = (0u32..1_000_000)
+            .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+            .collect();
+        // Finished: the writer's error comes back.
+        let mut e = Encoder::new_parallel(Compression::Gzip, FullDisk { room: 100_000 }).unwrap();
+        let written = input.chunks(64 << 10).try_for_each(|c| e.write_all(c));
+        let finished = e.finish();
+        assert!(
+            written.is_err() || finished.is_err(),
+            "the full disk went unnoticed"
+        );
+        // Dropped after the failure, as on an error path: no panic either.
+        let mut e = Encoder::new_parallel(Compression::Gzip, FullDisk { room: 100_000 }).unwrap();
+        let _ = input.chunks(64 << 10).try_for_each(|c| e.write_all(c));
         drop(e);
     }
 
