@@ -506,3 +506,15 @@ pub fn raw_tar(entries: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {
     }
     b.into_inner().unwrap()
 }
+
+/// Every file below `dir`, recursively, appended to `out`.
+pub fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
