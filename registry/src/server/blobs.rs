@@ -9,6 +9,7 @@ use axum::{
 use kiln_store::Digest;
 
 use super::{ApiError, Registry, header_value};
+use crate::storage::Claim;
 
 pub async fn handle(
     registry: &Registry,
@@ -21,6 +22,17 @@ pub async fn handle(
         .map_err(|e: kiln_store::Error| ApiError::DigestInvalid(e.to_string()).into_response())?;
     let storage = &registry.storage;
     let unknown = || ApiError::BlobUnknown(format!("{name}@{digest}")).into_response();
+    // A HEAD 200 tells a pushing client it may skip the upload and name the blob in its
+    // manifest: claim it against garbage collection first, and deny it while collected.
+    if request.method() == Method::HEAD
+        && storage
+            .claim_blob(&digest)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()).into_response())?
+            == Claim::Collecting
+    {
+        return Err(unknown());
+    }
     let linked = storage
         .blob_linked(name, &digest)
         .await

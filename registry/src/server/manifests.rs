@@ -1,6 +1,5 @@
 //! Manifests: `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<tag|digest>`. A PUT is
-//! checked before it is stored: size (4 MiB), JSON, media type, the digest in the URL, and
-//! that every blob (manifest) or child manifest (index) it names is in the repository.
+//! read up to 4 MiB here and checked and stored by `services::manifests`.
 
 use axum::{
     body::Body,
@@ -10,13 +9,13 @@ use axum::{
 };
 use bytes::Bytes;
 use futures::StreamExt;
-use kiln_store::{
-    Descriptor, Digest, Index, Manifest,
-    spec::{self, DocumentKind},
-};
+use kiln_store::Digest;
 
 use super::{ApiError, Registry, body_stream, header_value};
-use crate::storage::StorageError;
+use crate::{
+    services::manifests::{self, ManifestError, ManifestReference},
+    storage::{Claim, StorageError},
+};
 
 /// The spec lets registries refuse manifests over 4 MiB; so do we.
 pub const MANIFEST_LIMIT: usize = 4 << 20;
@@ -84,6 +83,19 @@ async fn get(
     head: bool,
     accept: &[String],
 ) -> Result<Response, Response> {
+    // A HEAD by digest tells the client the manifest exists (it may then name it in an
+    // index): claim it against garbage collection first.
+    if head
+        && let Ok(digest) = reference.parse::<Digest>()
+        && registry
+            .storage
+            .claim_revision(name, &digest)
+            .await
+            .map_err(unknown)?
+            == Claim::Collecting
+    {
+        return Err(ApiError::ManifestUnknown(format!("{name}@{digest}")).into());
+    }
     let m = registry
         .storage
         .get_manifest(name, reference)
@@ -133,6 +145,9 @@ async fn read_limited(request: Request<Body>) -> Result<Bytes, Response> {
     Ok(Bytes::from(out))
 }
 
+// PUT /v2/<name>/manifests/<reference>
+// Content-Type: application/vnd.oci.image.manifest.v1+json
+// -> 201 Created, Location, Docker-Content-Digest (and OCI-Subject for a referrer)
 async fn put(
     registry: &Registry,
     name: &str,
@@ -145,117 +160,25 @@ async fn put(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
     let bytes = read_limited(request).await?;
-    let invalid = |detail: String| ApiError::ManifestInvalid(detail).into_response();
-
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Head {
-        schema_version: Option<u32>,
-        media_type: Option<String>,
-    }
-    let head: Head =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
-    if head.schema_version != Some(2) {
-        return Err(invalid("schemaVersion must be 2".into()));
-    }
-    let media_type = match (&content_type, &head.media_type) {
-        (Some(c), Some(m)) if c != m => {
-            return Err(invalid(format!("Content-Type {c} but mediaType {m}")));
-        }
-        (_, Some(m)) => m.clone(),
-        (Some(c), None) => c.clone(),
-        (None, None) => return Err(invalid("no media type (Content-Type or mediaType)".into())),
+    let reference = match reference {
+        Reference::Tag(t) => ManifestReference::Tag(t),
+        Reference::Digest(d) => ManifestReference::Digest(d),
     };
-    let known = kiln_store::media_type::is_manifest(&media_type)
-        || kiln_store::media_type::is_index(&media_type);
-    if !known {
-        return Err(invalid(format!(
-            "unsupported manifest media type {media_type}"
-        )));
-    }
-    let storage = &registry.storage;
-    let internal = |e: StorageError| ApiError::Internal(e.to_string()).into_response();
-    let referrer;
-    match spec::document_kind(&bytes, Some(&media_type), "manifest")
-        .map_err(|e| invalid(e.to_string()))?
-    {
-        DocumentKind::Manifest => {
-            let m: Manifest =
-                spec::from_json(&bytes, "manifest").map_err(|e| invalid(e.to_string()))?;
-            // The spec: an image manifest's artifact type is its artifactType, else its
-            // config's media type.
-            referrer = m.subject.clone().map(|s| {
-                let artifact = m
-                    .artifact_type
-                    .clone()
-                    .unwrap_or(m.config.media_type.clone());
-                (s, Some(artifact), m.annotations.clone())
-            });
-            for blob in std::iter::once(&m.config).chain(&m.layers) {
-                // Foreign layers live elsewhere (their `urls`); everything else must be here.
-                if blob.urls.as_ref().is_some_and(|u| !u.is_empty()) {
-                    continue;
-                }
-                if !storage
-                    .blob_linked(name, &blob.digest)
-                    .await
-                    .map_err(internal)?
-                {
-                    return Err(
-                        ApiError::ManifestBlobUnknown(blob.digest.to_string()).into_response()
-                    );
-                }
-            }
-        }
-        DocumentKind::Index => {
-            let index: Index =
-                spec::from_json(&bytes, "index").map_err(|e| invalid(e.to_string()))?;
-            referrer = index
-                .subject
-                .clone()
-                .map(|s| (s, index.artifact_type.clone(), index.annotations.clone()));
-            for child in &index.manifests {
-                match storage.get_manifest(name, &child.digest.to_string()).await {
-                    Ok(_) => {}
-                    Err(StorageError::NotFound(_)) => {
-                        return Err(
-                            ApiError::ManifestBlobUnknown(child.digest.to_string()).into_response()
-                        );
-                    }
-                    Err(e) => return Err(internal(e)),
-                }
-            }
-        }
-    }
-    let digest = Digest::of(&bytes);
-    let tag = match reference {
-        Reference::Digest(d) if d != digest => {
-            return Err(ApiError::DigestInvalid(format!(
-                "the URL says {d}, the manifest is {digest}"
-            ))
-            .into_response());
-        }
-        Reference::Digest(_) => None,
-        Reference::Tag(t) => Some(t),
-    };
-    // The referrer entry goes first: it is listed only once the manifest itself exists.
-    let subject = match referrer {
-        Some((subject, artifact_type, annotations)) => {
-            let mut d = Descriptor::new(&media_type, digest.clone(), bytes.len() as u64);
-            d.artifact_type = artifact_type;
-            d.annotations = annotations;
-            storage
-                .add_referrer(name, &subject.digest, &d)
-                .await
-                .map_err(internal)?;
-            Some(subject.digest)
-        }
-        None => None,
-    };
-    storage
-        .put_manifest(name, bytes, &media_type, tag.as_deref())
-        .await
-        .map_err(internal)?;
+    let stored = manifests::put_manifest(
+        &registry.storage,
+        name,
+        bytes,
+        content_type.as_deref(),
+        &reference,
+    )
+    .await
+    .map_err(|e| match e {
+        ManifestError::Invalid(detail) => ApiError::ManifestInvalid(detail),
+        ManifestError::BlobUnknown(d) => ApiError::ManifestBlobUnknown(d.to_string()),
+        e @ ManifestError::DigestMismatch { .. } => ApiError::DigestInvalid(e.to_string()),
+        ManifestError::Storage(e) => ApiError::storage(e, ApiError::ManifestUnknown),
+    })?;
+    let digest = stored.digest;
     let mut response = (
         StatusCode::CREATED,
         [
@@ -268,7 +191,7 @@ async fn put(
         ],
     )
         .into_response();
-    if let Some(subject) = subject {
+    if let Some(subject) = stored.subject {
         response
             .headers_mut()
             .insert("oci-subject", header_value(&subject.to_string()));

@@ -13,7 +13,7 @@ use axum::{
 use kiln_store::Digest;
 
 use super::{ApiError, Registry, body_stream, header_value, range_header};
-use crate::storage::{StorageError, UploadSession};
+use crate::storage::{Claim, StorageError, UploadSession};
 
 fn query(request: &Request<Body>) -> HashMap<String, String> {
     request
@@ -98,15 +98,19 @@ pub async fn start(
     let params = query(&request);
     if let Some(mount) = params.get("mount") {
         let digest = digest_param(mount)?;
+        // A mount tells the client the blob is here: claim it against garbage collection
+        // first; one being collected is not mountable.
+        let claimed = storage.claim_blob(&digest).await.map_err(internal)? == Claim::Held;
         // Mount from `from` if it holds the blob; without `from`, from anywhere it exists.
-        let available = match params.get("from") {
-            Some(from) => storage.blob_linked(from, &digest).await.map_err(internal)?,
-            None => storage
-                .blob_size(&digest)
-                .await
-                .map_err(internal)?
-                .is_some(),
-        };
+        let available = claimed
+            && match params.get("from") {
+                Some(from) => storage.blob_linked(from, &digest).await.map_err(internal)?,
+                None => storage
+                    .blob_size(&digest)
+                    .await
+                    .map_err(internal)?
+                    .is_some(),
+            };
         if available
             && storage
                 .blob_size(&digest)

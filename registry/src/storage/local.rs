@@ -210,15 +210,31 @@ pub fn sweep_partial_files(
 ) -> std::io::Result<usize> {
     let mut swept = 0;
     let mut dirs = vec![root.to_path_buf()];
+    // Requests run beside the sweep: a directory or file that vanishes under it (a
+    // finished upload, a rename) is skipped, not an error.
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let metadata = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            if metadata.is_dir() {
                 dirs.push(entry.path());
                 continue;
             }
-            let stale = entry.metadata()?.modified()? < cutoff;
+            let stale = metadata.modified()? < cutoff;
             if stale && is_partial(&entry.file_name().to_string_lossy()) {
                 if !dry_run {
                     match std::fs::remove_file(entry.path()) {

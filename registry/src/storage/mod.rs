@@ -19,6 +19,7 @@
 //! ignores `If-None-Match`): what two replicas may race on is either content-addressed
 //! (same bytes, same name) or last-writer-wins.
 
+mod claim;
 mod gc;
 mod local;
 mod repository;
@@ -32,6 +33,7 @@ use kiln_store::Digest;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart, path::Path};
 use sha2::{Digest as _, Sha256};
 
+pub use claim::{Claim, ClaimKind, WRITING_HOLD};
 pub use gc::GcReport;
 pub use repository::StoredManifest;
 pub use upload::UploadSession;
@@ -53,8 +55,26 @@ pub enum StorageError {
     #[error("reading the request body: {0}")]
     Body(String),
 
+    /// A garbage collection held an object the request needs for too long.
+    #[error("busy: {0}")]
+    Busy(String),
+
     #[error("storage: {0}")]
-    Backend(#[from] object_store::Error),
+    Backend(object_store::Error),
+}
+
+/// An object that vanished under a request (a finished upload, a collected blob) is
+/// `NotFound`, never a backend failure: the API answers 404, not 500, and the message
+/// carries no storage path (local storage names files by their full path).
+impl From<object_store::Error> for StorageError {
+    fn from(e: object_store::Error) -> StorageError {
+        match e {
+            object_store::Error::NotFound { .. } => {
+                StorageError::NotFound("a stored object".into())
+            }
+            other => StorageError::Backend(other),
+        }
+    }
 }
 
 impl StorageError {
@@ -174,9 +194,27 @@ impl RegistryStorage {
             .map_err(|e| StorageError::from_backend(format!("blob {digest}"), e))
     }
 
-    /// Every object under `prefix` (recursively).
+    /// Every object under `prefix` (recursively). An object that vanishes while it is
+    /// listed (a finished upload, a collected blob) is left out, not an error.
     async fn list_under(&self, prefix: &Path) -> Result<Vec<object_store::ObjectMeta>> {
-        Ok(self.store.list(Some(prefix)).try_collect().await?)
+        Ok(self
+            .store
+            .list(Some(prefix))
+            .filter(|r| {
+                futures::future::ready(!matches!(r, Err(object_store::Error::NotFound { .. })))
+            })
+            .try_collect()
+            .await?)
+    }
+
+    /// Make the staged object `from` the blob `digest`, claimed first: a collector that
+    /// is deleting an older copy of the blob finishes before the new one takes its name,
+    /// and none deletes the new one.
+    async fn publish_blob(&self, from: &Path, digest: &Digest, kind: ClaimKind) -> Result<()> {
+        let blob = Self::blob_path(digest);
+        self.claim_settled(&blob, kind).await?;
+        self.store.rename(from, &blob).await?;
+        Ok(())
     }
 
     /// Store a whole blob from a stream; it becomes visible only if its digest is `expected`.
@@ -188,13 +226,14 @@ impl RegistryStorage {
         self.commit_stream(
             expected,
             body.map(|r| r.map_err(|e| StorageError::Body(e.to_string()))),
+            ClaimKind::Told,
         )
         .await
     }
 
     /// Hash `body` into a staging object; rename it to the blob's name if the digest
     /// matches, delete it otherwise. Either way nothing half-written carries the name.
-    async fn commit_stream<S>(&self, expected: &Digest, mut body: S) -> Result<u64>
+    async fn commit_stream<S>(&self, expected: &Digest, mut body: S, kind: ClaimKind) -> Result<u64>
     where
         S: Stream<Item = Result<Bytes>> + Unpin,
     {
@@ -228,9 +267,10 @@ impl RegistryStorage {
             });
         }
         // Same digest, same bytes: overwriting an existing blob is harmless.
-        self.store
-            .rename(&staging, &Self::blob_path(expected))
-            .await?;
+        if let Err(e) = self.publish_blob(&staging, expected, kind).await {
+            let _ = self.store.delete(&staging).await;
+            return Err(e);
+        }
         Ok(size)
     }
 }

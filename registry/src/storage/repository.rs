@@ -19,7 +19,7 @@ use kiln_store::Digest;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path};
 use serde::{Deserialize, Serialize};
 
-use super::{RegistryStorage, Result, StorageError};
+use super::{ClaimKind, RegistryStorage, Result, StorageError};
 
 /// A manifest as stored: its exact bytes, digest and media type.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,15 +96,18 @@ impl RegistryStorage {
         tag: Option<&str>,
     ) -> Result<Digest> {
         let digest = Digest::of(&bytes);
-        let body = stream::iter([Ok::<_, std::convert::Infallible>(bytes)]);
-        self.put_blob(&digest, body).await?;
+        let body = stream::iter([Ok(bytes)]);
+        self.commit_stream(&digest, body, ClaimKind::Writing)
+            .await?;
+        // Claimed before it is written: a collector deleting an older copy of this
+        // revision finishes first, and none deletes the new one.
+        let rev_path = revision(repo, &digest);
+        self.claim_settled(&rev_path, ClaimKind::Writing).await?;
         let rev = serde_json::to_vec(&Revision {
             media_type: media_type.to_string(),
         })
         .expect("serialisable");
-        self.store
-            .put(&revision(repo, &digest), PutPayload::from(rev))
-            .await?;
+        self.store.put(&rev_path, PutPayload::from(rev)).await?;
         if let Some(tag) = tag {
             // The tag is written last: a crash before it leaves no tag pointing at nothing.
             let record = serde_json::to_vec(&TagRecord {
@@ -117,6 +120,49 @@ impl RegistryStorage {
                 .await?;
         }
         Ok(digest)
+    }
+
+    /// Claim (`Writing`) a manifest of `repo` against garbage collection (its record and its bytes),
+    /// waiting while a collector deletes it; then `None` if `repo` does not hold it.
+    pub async fn claim_manifest(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>> {
+        self.claim_settled(&revision(repo, digest), ClaimKind::Writing)
+            .await?;
+        self.claim_settled(&Self::blob_path(digest), ClaimKind::Writing)
+            .await?;
+        match self.get_manifest(repo, &digest.to_string()).await {
+            Ok(m) => Ok(Some(m)),
+            Err(StorageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Claim (`Writing`) a blob against garbage collection, waiting while a collector deletes it;
+    /// then its size if `repo` holds it, `None` otherwise.
+    pub async fn claim_linked_blob(&self, repo: &str, digest: &Digest) -> Result<Option<u64>> {
+        self.claim_settled(&Self::blob_path(digest), ClaimKind::Writing)
+            .await?;
+        if !self.blob_linked(repo, digest).await? {
+            return Ok(None);
+        }
+        self.blob_size(digest).await
+    }
+
+    /// Claim a manifest looked up by digest (a HEAD): `Collecting` while a collector
+    /// deletes it.
+    pub async fn claim_revision(&self, repo: &str, digest: &Digest) -> Result<super::Claim> {
+        let rev = self.claim(&revision(repo, digest), ClaimKind::Told).await?;
+        let blob = self
+            .claim(&Self::blob_path(digest), ClaimKind::Told)
+            .await?;
+        Ok(if rev == super::Claim::Held && blob == super::Claim::Held {
+            super::Claim::Held
+        } else {
+            super::Claim::Collecting
+        })
     }
 
     /// A manifest by tag or by digest, if `repo` holds it.

@@ -12,7 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{RegistryStorage, Result, StorageError, random_id};
+use super::{ClaimKind, RegistryStorage, Result, StorageError, random_id};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadSession {
@@ -206,7 +206,7 @@ impl RegistryStorage {
             && self.first_chunk_digest(id).await.as_ref() == Some(expected)
         {
             // The one chunk is the blob, hashed as it arrived: rename, do not copy.
-            self.store.rename(path, &Self::blob_path(expected)).await?;
+            self.publish_blob(path, expected, ClaimKind::Told).await?;
             let size = *size;
             self.cancel_upload(id).await?;
             return Ok(size);
@@ -221,7 +221,7 @@ impl RegistryStorage {
             .try_flatten();
         let last = stream::iter(first_piece).chain(last);
         let size = self
-            .commit_stream(expected, earlier.chain(last).boxed())
+            .commit_stream(expected, earlier.chain(last).boxed(), ClaimKind::Told)
             .await?;
         self.cancel_upload(id).await?;
         Ok(size)

@@ -6,7 +6,8 @@ use super::*;
 async fn manifests_by_tag_and_digest_with_validation() {
     let h = Harness::new();
     let config = h.blob("app", b"{}").await;
-    let layer = h.blob("app", b"layer").await;
+    // One byte: the test manifests give every layer the size 1.
+    let layer = h.blob("app", b"L").await;
     let body = manifest(&config, &[&layer]);
     let digest = Digest::of(body.as_bytes());
     let ct = [("content-type", OCI_MANIFEST)];
@@ -37,7 +38,16 @@ async fn manifests_by_tag_and_digest_with_validation() {
     }
 
     let missing = Digest::of(b"not pushed");
+    let longer = h.blob("app", b"two bytes").await;
     let cases: Vec<(String, &str, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            // The descriptor says 1 byte; the stored blob has 9.
+            "/v2/app/manifests/v2".into(),
+            OCI_MANIFEST,
+            manifest(&config, &[&longer]).into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_INVALID",
+        ),
         (
             "/v2/app/manifests/v2".into(),
             OCI_MANIFEST,
