@@ -39,10 +39,10 @@ pub(super) const DOOM_STALE: Duration = Duration::from_secs(300);
 pub(super) const DOOM_WINDOW: Duration = Duration::from_secs(60);
 /// A `Writing` claim keeps its object from every collection that starts within this
 /// long after it.
-pub(super) const WRITING_WINDOW: Duration = Duration::from_secs(300);
+pub(super) const WRITING_WINDOW: Duration = Duration::from_secs(60);
 /// How long a manifest PUT may hold `Writing` claims before it writes; far below
 /// [`WRITING_WINDOW`], so every collection its claims do not stop sees its records.
-pub const WRITING_HOLD: Duration = Duration::from_secs(60);
+pub const WRITING_HOLD: Duration = Duration::from_secs(20);
 /// How long a request waits for a collector to finish with an object it needs.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 const SETTLE_POLL: Duration = Duration::from_millis(20);

@@ -2,6 +2,23 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use super::*;
 
+/// Set back the time of every stored file (objects and claim markers) by `by`.
+fn age_everything(dir: &tempfile::TempDir, by: std::time::Duration) {
+    let mut stack = vec![dir.path().join("registry")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let file = std::fs::File::options().write(true).open(&p).unwrap();
+                let then = file.metadata().unwrap().modified().unwrap() - by;
+                file.set_modified(then).unwrap();
+            }
+        }
+    }
+}
+
 fn storage() -> (tempfile::TempDir, RegistryStorage) {
     let dir = tempfile::tempdir().unwrap();
     let storage = RegistryStorage::local(&dir.path().join("registry")).unwrap();
@@ -318,7 +335,7 @@ async fn manifests_tags_and_links_per_repository() {
 #[tokio::test]
 async fn gc_removes_what_no_tag_reaches() {
     use std::time::Duration;
-    let (_dir, storage) = storage();
+    let (dir, storage) = storage();
     let put = |data: &'static [u8]| {
         let storage = storage.clone();
         async move {
@@ -388,6 +405,8 @@ async fn gc_removes_what_no_tag_reaches() {
         "{report:?}"
     );
 
+    // Pushes ended long ago: their claims no longer count, whatever the grace.
+    age_everything(&dir, Duration::from_secs(7200));
     let dry = storage.gc(true, Duration::ZERO).await.unwrap();
     assert_eq!(dry.manifests, vec![("app".to_string(), b.clone())]);
     let mut removed: Vec<Digest> = dry.blobs.iter().map(|(d, _)| d.clone()).collect();
