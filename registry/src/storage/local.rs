@@ -44,6 +44,23 @@ impl std::fmt::Display for LocalStore {
     }
 }
 
+/// Whether an error comes from a file or directory that was not there.
+fn caused_by_missing_file(e: &object_store::Error) -> bool {
+    if matches!(e, object_store::Error::NotFound { .. }) {
+        return true;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::NotFound
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 fn io_error(path: &std::path::Path, source: std::io::Error) -> object_store::Error {
     object_store::Error::Generic {
         store: "LocalStore",
@@ -59,7 +76,20 @@ impl ObjectStore for LocalStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
+        // With automatic cleanup, a delete beside this put may remove the directories it
+        // just created (they were empty for a moment), and the put then fails to rename
+        // or fsync into them. A put is a whole rewrite, so trying again is safe.
+        let mut tries = 0;
+        loop {
+            match self
+                .inner
+                .put_opts(location, payload.clone(), opts.clone())
+                .await
+            {
+                Err(e) if tries < 5 && caused_by_missing_file(&e) => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     async fn put_multipart_opts(
