@@ -25,7 +25,11 @@ static PROCESS: LazyLock<u32> = LazyLock::new(|| {
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 fn fresh() -> String {
-    format!("{:08x}{:08x}", *PROCESS, NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{:08x}{:08x}",
+        *PROCESS,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The id of the request being handled (a fresh one outside any request).

@@ -62,14 +62,23 @@ mod tests {
             assert!(throttle.spend(a).is_ok());
         }
         let wait = throttle.spend(a).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(20), "{wait:?}");
-        assert!(throttle.spend(b).is_ok(), "another address has its own budget");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        assert!(
+            throttle.spend(b).is_ok(),
+            "another address has its own budget"
+        );
         let host: IpAddr = "2001:db8::1".parse().unwrap();
         let same_host: IpAddr = "2001:db8::2".parse().unwrap();
         for _ in 0..3 {
             throttle.spend(host).unwrap();
         }
-        assert!(throttle.spend(same_host).is_err(), "one /64 shares a budget");
+        assert!(
+            throttle.spend(same_host).is_err(),
+            "one /64 shares a budget"
+        );
         assert!(PasswordThrottle::new(0).is_none());
     }
 }

@@ -26,7 +26,11 @@ async fn metrics_labels_stay_a_closed_set() {
     let (status, _, body) = h.call("GET", "/metrics", &[], b"").await;
     assert_eq!(status, StatusCode::OK);
     let text = String::from_utf8(body).unwrap();
-    assert!(text.len() < 4096, "{} bytes of metrics:\n{text}", text.len());
+    assert!(
+        text.len() < 4096,
+        "{} bytes of metrics:\n{text}",
+        text.len()
+    );
     let routes = [
         "base",
         "catalog",
@@ -55,9 +59,9 @@ async fn metrics_labels_stay_a_closed_set() {
         assert!(methods.contains(&label(line, "method").as_str()), "{line}");
     }
     assert!(
-        series
-            .iter()
-            .any(|l| l.starts_with(r#"kiln_registry_requests_total{route="upload",method="other","#)),
+        series.iter().any(
+            |l| l.starts_with(r#"kiln_registry_requests_total{route="upload",method="other","#)
+        ),
         "made-up methods are counted, as other:\n{text}"
     );
 }
@@ -133,7 +137,9 @@ impl Served {
                 let shutdown = async move {
                     let _ = stopped.await;
                 };
-                serve(listener, storage, auth, None, shutdown).await.unwrap();
+                serve(listener, storage, auth, None, shutdown)
+                    .await
+                    .unwrap();
             });
         });
         Served {
