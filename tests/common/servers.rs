@@ -9,7 +9,7 @@ use std::{
     path::Path,
     process::{Child, Command, Stdio},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -21,6 +21,7 @@ use super::{Kiln, require_tool};
 pub struct Registry {
     child: Child,
     pub addr: String,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Registry {
@@ -46,7 +47,8 @@ impl Registry {
         Self::spawn(cmd)
     }
 
-    fn spawn(mut cmd: Command) -> Registry {
+    /// Start `cmd`, a `kiln registry serve --listen 127.0.0.1:0` with whatever else it needs.
+    pub fn spawn(mut cmd: Command) -> Registry {
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -61,9 +63,34 @@ impl Registry {
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .trim_end_matches(',')
             .to_string();
-        // Keep draining the access log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr.lines() {});
-        Registry { child, addr }
+        // Keep draining the log so the server never blocks on a full pipe; keep its lines.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Registry { child, addr, log }
+    }
+
+    /// The first line of the server's log (after the one naming its address) that holds
+    /// `needle`, waiting up to 10 s for it to arrive.
+    pub fn log_line(&self, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned();
+            if found.is_some() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The process started: the server, or the wrapper of `start_under`.

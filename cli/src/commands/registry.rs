@@ -49,7 +49,8 @@ pub struct GcArgs {
 #[command(verbatim_doc_comment)]
 pub struct ServeArgs {
     /// Settings from a TOML file (keys: listen, storage, htpasswd, allow_anonymous_read,
-    /// tls_cert, tls_key); flags and environment variables override it
+    /// auth_failures_per_minute, tls_cert, tls_key); flags and environment variables
+    /// override it
     #[arg(long, value_name = "FILE", env = "KILN_REGISTRY_CONFIG")]
     config: Option<PathBuf>,
 
@@ -68,6 +69,12 @@ pub struct ServeArgs {
     /// With --htpasswd: let anyone pull; only pushes and deletes need credentials
     #[arg(long)]
     allow_anonymous_read: bool,
+
+    /// With --htpasswd: wrong passwords a client address may send per minute before it
+    /// gets 429 Too Many Requests (per TCP peer: behind a proxy all clients share one);
+    /// 0 for no limit [default: 10]
+    #[arg(long, value_name = "N", env = "KILN_REGISTRY_AUTH_FAILURES_PER_MINUTE")]
+    auth_failures_per_minute: Option<u32>,
 
     /// Serve HTTPS with this certificate chain (PEM)
     #[arg(
@@ -138,6 +145,7 @@ struct ConfigFile {
     storage: Option<PathBuf>,
     htpasswd: Option<PathBuf>,
     allow_anonymous_read: Option<bool>,
+    auth_failures_per_minute: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -159,6 +167,9 @@ fn serve(root: &Path, mut args: ServeArgs) -> Result<()> {
     args.storage = args.storage.or(file.storage);
     args.htpasswd = args.htpasswd.or(file.htpasswd);
     args.allow_anonymous_read |= file.allow_anonymous_read.unwrap_or(false);
+    args.auth_failures_per_minute = args
+        .auth_failures_per_minute
+        .or(file.auth_failures_per_minute);
     args.tls_cert = args.tls_cert.or(file.tls_cert);
     args.tls_key = args.tls_key.or(file.tls_key);
     if args.allow_anonymous_read && args.htpasswd.is_none() {
@@ -177,6 +188,9 @@ fn serve(root: &Path, mut args: ServeArgs) -> Result<()> {
             .map(server::Htpasswd::load)
             .transpose()?,
         anonymous_read: args.allow_anonymous_read,
+        failures_per_minute: args
+            .auth_failures_per_minute
+            .unwrap_or(server::DEFAULT_FAILURES_PER_MINUTE),
     };
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(server::Tls { cert, key }),

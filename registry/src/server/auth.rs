@@ -1,112 +1,64 @@
-//! `Htpasswd` and the Basic-auth layer: users from an htpasswd file of bcrypt entries (as
-//! `htpasswd -B` writes them), a `WWW-Authenticate: Basic` challenge on 401 as docker and
-//! skopeo expect, and optionally anonymous pulls.
+//! The Basic-auth layer: credentials checked against an `Htpasswd`, a
+//! `WWW-Authenticate: Basic` challenge on 401 as docker and skopeo expect, optionally
+//! anonymous pulls, and a 429 for an address that keeps sending wrong passwords.
 
-use std::{
-    collections::{HashMap, HashSet},
-    path::Path,
-    sync::Mutex,
-};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::{
-    extract::{Request, State},
-    http::{HeaderValue, Method, StatusCode, header},
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 
-#[derive(Debug, thiserror::Error)]
-pub enum HtpasswdError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: {reason}")]
-    Entry {
-        path: String,
-        line: usize,
-        reason: String,
-    },
-}
+use super::{ApiError, htpasswd::Htpasswd, throttle::PasswordThrottle};
 
-/// Who may push (and, unless anonymous reads are on, pull).
-#[derive(Debug)]
-pub struct Htpasswd {
-    users: HashMap<String, String>,
-    /// sha256 of "user:password:hash" for credentials already checked: bcrypt is slow by
-    /// design and clients send Basic credentials with every request.
-    verified: Mutex<HashSet<[u8; 32]>>,
-}
-
-impl Htpasswd {
-    pub fn load(path: &Path) -> Result<Htpasswd, HtpasswdError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| HtpasswdError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::parse(&text, &shown)
-    }
-
-    pub fn parse(text: &str, path: &str) -> Result<Htpasswd, HtpasswdError> {
-        let mut users = HashMap::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let bad = |reason: &str| HtpasswdError::Entry {
-                path: path.to_string(),
-                line: i + 1,
-                reason: reason.to_string(),
-            };
-            let (user, hash) = line
-                .split_once(':')
-                .ok_or_else(|| bad("expected user:hash"))?;
-            if !hash.starts_with("$2") {
-                return Err(bad("only bcrypt entries are supported (htpasswd -B)"));
-            }
-            users.insert(user.to_string(), hash.to_string());
-        }
-        Ok(Htpasswd {
-            users,
-            verified: Mutex::new(HashSet::new()),
-        })
-    }
-
-    pub fn check(&self, user: &str, password: &str) -> bool {
-        let Some(hash) = self.users.get(user) else {
-            return false;
-        };
-        let key: [u8; 32] = Sha256::digest(format!("{user}:{password}:{hash}")).into();
-        if self.verified.lock().expect("never poisoned").contains(&key) {
-            return true;
-        }
-        let ok = bcrypt::verify(password, hash).unwrap_or(false);
-        if ok {
-            self.verified.lock().expect("never poisoned").insert(key);
-        }
-        ok
-    }
-}
+/// Password checks per minute a client address may spend on credentials not yet known to
+/// be right, unless configured otherwise.
+pub const DEFAULT_FAILURES_PER_MINUTE: u32 = 10;
 
 /// The auth settings of a server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AuthConfig {
     pub htpasswd: Option<Htpasswd>,
     pub anonymous_read: bool,
+    /// Failed password checks a client address may make per minute (all at once, if it
+    /// has made none for a minute) before it gets 429; 0 for no limit. Credentials once
+    /// found right cost nothing after, so in practice only wrong ones count.
+    pub failures_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            htpasswd: None,
+            anonymous_read: false,
+            failures_per_minute: DEFAULT_FAILURES_PER_MINUTE,
+        }
+    }
+}
+
+/// What the layer keeps between requests.
+#[derive(Debug)]
+pub struct Auth {
+    config: AuthConfig,
+    throttle: Option<PasswordThrottle>,
+}
+
+impl Auth {
+    pub fn new(config: AuthConfig) -> Auth {
+        let throttle = PasswordThrottle::new(config.failures_per_minute);
+        Auth { config, throttle }
+    }
 }
 
 pub async fn require_auth(
-    State(auth): State<std::sync::Arc<AuthConfig>>,
+    State(auth): State<std::sync::Arc<Auth>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(htpasswd) = &auth.htpasswd else {
+    let Some(htpasswd) = &auth.config.htpasswd else {
         return next.run(request).await;
     };
     let path = request.uri().path();
@@ -115,24 +67,25 @@ pub async fn require_auth(
         return next.run(request).await;
     }
     let read = matches!(*request.method(), Method::GET | Method::HEAD);
-    if read && auth.anonymous_read {
+    if read && auth.config.anonymous_read {
         return next.run(request).await;
     }
-    let credentials = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|b| String::from_utf8(b).ok());
-    let authorised = credentials
-        .as_deref()
-        .and_then(|c| c.split_once(':'))
-        .is_some_and(|(user, password)| htpasswd.check(user, password));
+    let credentials = basic_credentials(request.headers());
+    let authorised = match credentials.as_ref().and_then(|c| c.split_once(':')) {
+        None => false,
+        Some((user, password)) if htpasswd.known_good(user, password) => true,
+        Some((user, password)) => {
+            if let Some(throttle) = &auth.throttle
+                && let Err(wait) = throttle.spend(client_address(&request))
+            {
+                return ApiError::TooManyRequests {
+                    retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+                .into_response();
+            }
+            htpasswd.check(user, password).await
+        }
+    };
     if authorised {
         return next.run(request).await;
     }
@@ -152,4 +105,26 @@ pub async fn require_auth(
         HeaderValue::from_static("Basic realm=\"kiln registry\""),
     );
     response
+}
+
+/// `user:password` from `Authorization: Basic <base64>`. The scheme is case-insensitive
+/// and may be followed by several spaces (RFC 9110, 11.1 and 11.4), as Distribution takes it.
+fn basic_credentials(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The TCP peer (served with connect info); in-process callers without one share a budget.
+fn client_address(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
 }

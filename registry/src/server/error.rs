@@ -1,5 +1,9 @@
 //! `ApiError`: every failure the API reports, mapped in one place to its HTTP status and the
-//! OCI error JSON (`{"errors":[{"code","message","detail"}]}`).
+//! OCI error JSON (`{"errors":[{"code","message","detail"}]}`). An internal error's detail
+//! (a storage error, often naming a server path) goes to the log under the request's id;
+//! the client gets that id and nothing else.
+
+use std::borrow::Cow;
 
 use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
@@ -27,90 +31,105 @@ pub enum ApiError {
         location: String,
         size: u64,
     },
+    /// 429: too many failed password checks from one address; retry after that many seconds.
+    TooManyRequests {
+        retry_after: u64,
+    },
+    /// 500. The detail is logged, never sent.
     Internal(String),
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str, &str) {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, Cow<'_, str>) {
         use ApiError::*;
         match self {
             BlobUnknown(d) => (
                 StatusCode::NOT_FOUND,
                 "BLOB_UNKNOWN",
                 "blob unknown to registry",
-                d,
+                d.into(),
             ),
             BlobUploadInvalid(d) => (
                 StatusCode::BAD_REQUEST,
                 "BLOB_UPLOAD_INVALID",
                 "blob upload invalid",
-                d,
+                d.into(),
             ),
             BlobUploadUnknown(d) => (
                 StatusCode::NOT_FOUND,
                 "BLOB_UPLOAD_UNKNOWN",
                 "blob upload unknown to registry",
-                d,
+                d.into(),
             ),
             DigestInvalid(d) => (
                 StatusCode::BAD_REQUEST,
                 "DIGEST_INVALID",
                 "provided digest did not match uploaded content",
-                d,
+                d.into(),
             ),
             ManifestBlobUnknown(d) => (
                 StatusCode::BAD_REQUEST,
                 "MANIFEST_BLOB_UNKNOWN",
                 "manifest references a blob unknown to registry",
-                d,
+                d.into(),
             ),
             ManifestInvalid(d) => (
                 StatusCode::BAD_REQUEST,
                 "MANIFEST_INVALID",
                 "manifest invalid",
-                d,
+                d.into(),
             ),
             ManifestUnknown(d) => (
                 StatusCode::NOT_FOUND,
                 "MANIFEST_UNKNOWN",
                 "manifest unknown",
-                d,
+                d.into(),
             ),
             NameInvalid(d) => (
                 StatusCode::BAD_REQUEST,
                 "NAME_INVALID",
                 "invalid repository name",
-                d,
+                d.into(),
             ),
             SizeInvalid(d) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "SIZE_INVALID",
                 "provided length did not match content length",
-                d,
+                d.into(),
             ),
             TagInvalid(d) => (
                 StatusCode::BAD_REQUEST,
                 "TAG_INVALID",
                 "manifest tag did not match URI",
-                d,
+                d.into(),
             ),
             Unsupported(d) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "UNSUPPORTED",
                 "the operation is unsupported",
-                d,
+                d.into(),
             ),
             RangeNotSatisfiable { .. } => (
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "BLOB_UPLOAD_INVALID",
                 "chunk out of order",
-                "",
+                "".into(),
             ),
-            Internal(d) => (
+            TooManyRequests { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                "too many requests",
+                format!(
+                    "too many failed password checks from this address; retry in {retry_after} s"
+                )
+                .into(),
+            ),
+            // The cause stays in the log: `into_response` writes it there under a request id.
+            Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "UNKNOWN",
                 "internal error",
-                d,
+                "".into(),
             ),
         }
     }
@@ -138,7 +157,12 @@ impl From<ApiError> for Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message, detail) = self.parts();
+        let (status, code, message, mut detail) = self.parts();
+        if let ApiError::Internal(cause) = &self {
+            let id = super::request_id::current();
+            eprintln!("request {id}: internal error: {cause}");
+            detail = format!("request {id}; the server log has the cause").into();
+        }
         let body = json!({"errors": [{"code": code, "message": message, "detail": detail}]});
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
@@ -147,6 +171,9 @@ impl IntoResponse for ApiError {
                 headers.insert("location", v);
             }
             headers.insert("range", super::range_header(*size));
+        }
+        if let ApiError::TooManyRequests { retry_after } = &self {
+            headers.insert("retry-after", HeaderValue::from(*retry_after));
         }
         (status, headers, body.to_string()).into_response()
     }

@@ -1,5 +1,6 @@
 //! `Metrics`: counters for `GET /metrics` in Prometheus' text format — requests by route,
-//! method and status, bytes in and out, uploads started and blobs stored.
+//! method and status, bytes in and out, uploads started and blobs stored. Every label comes
+//! from a closed set (anything else is `other`), so no request can add a series of its own.
 
 use std::{
     collections::BTreeMap,
@@ -10,11 +11,13 @@ use std::{
     },
 };
 
+use axum::http::{Method, StatusCode};
+
 use super::dispatch::{Route, route};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub uploads_started: AtomicU64,
@@ -39,9 +42,25 @@ pub fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// The method as a label: the ones the API and browsers use, `other` for any name a client
+/// makes up (a method is any token, and arrives before authentication).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 impl Metrics {
-    pub fn record(&self, path: &str, method: &str, status: u16) {
-        let key = (route_label(path), method.to_string(), status);
+    /// Count a response. `status` is a real HTTP status, at most 900 values.
+    pub fn record(&self, path: &str, method: &Method, status: StatusCode) {
+        let key = (route_label(path), method_label(method), status.as_u16());
         *self
             .requests
             .lock()

@@ -6,10 +6,13 @@ mod auth;
 mod blobs;
 mod dispatch;
 mod error;
+mod htpasswd;
 mod listing;
 mod manifests;
 mod metrics;
 mod referrers;
+mod request_id;
+mod throttle;
 mod uploads;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
@@ -26,8 +29,9 @@ use tokio::net::TcpListener;
 
 use self::dispatch::{Route, route};
 pub use self::{
-    auth::{AuthConfig, Htpasswd, HtpasswdError},
+    auth::{AuthConfig, DEFAULT_FAILURES_PER_MINUTE},
     error::ApiError,
+    htpasswd::{Htpasswd, HtpasswdError},
 };
 use crate::storage::RegistryStorage;
 
@@ -63,12 +67,13 @@ pub fn router_with_auth(storage: RegistryStorage, auth: AuthConfig) -> Router {
         )
         .fallback(handle)
         .layer(middleware::from_fn_with_state(
-            Arc::new(auth),
+            Arc::new(auth::Auth::new(auth)),
             auth::require_auth,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
         .layer(middleware::from_fn(api_version))
+        .layer(middleware::from_fn(request_id::assign))
 }
 
 /// Count requests, and the body bytes that actually stream in and out (chunked uploads
@@ -78,7 +83,7 @@ async fn count(State(registry): State<AppState>, request: Request, next: Next) -
 
     use futures::TryStreamExt;
 
-    let method = request.method().to_string();
+    let method = request.method().clone();
     let path = request.uri().path().to_string();
     let counter = registry.clone();
     let request = request.map(|body| {
@@ -94,10 +99,10 @@ async fn count(State(registry): State<AppState>, request: Request, next: Next) -
     if status == StatusCode::CREATED && metrics::route_label(&path) == "upload" {
         registry.metrics.blobs_stored.fetch_add(1, Relaxed);
     }
-    if status == StatusCode::ACCEPTED && method == "POST" {
+    if status == StatusCode::ACCEPTED && method == Method::POST {
         registry.metrics.uploads_started.fetch_add(1, Relaxed);
     }
-    registry.metrics.record(&path, &method, status.as_u16());
+    registry.metrics.record(&path, &method, status);
     let counter = registry.clone();
     response.map(|body| {
         Body::from_stream(body.into_data_stream().inspect_ok(move |chunk| {
@@ -156,7 +161,8 @@ async fn api_version(request: Request, next: Next) -> Response {
     response
 }
 
-/// One line per request: method, path, status, response bytes, milliseconds.
+/// One line per request: method, path, status, response bytes, milliseconds, request id.
+/// The method is any token a client sends: shown, but cut short.
 async fn access_log(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
@@ -168,8 +174,14 @@ async fn access_log(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
+    let id = response
+        .headers()
+        .get(request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let method: String = method.as_str().chars().take(16).collect();
     eprintln!(
-        "{method} {path} {} {bytes} {}ms",
+        "{method} {path} {} {bytes} {}ms {id}",
         response.status().as_u16(),
         started.elapsed().as_millis()
     );

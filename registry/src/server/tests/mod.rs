@@ -1,6 +1,7 @@
 //! The router in-process, request by request, with its status codes, headers and errors:
 //! a shared harness here, the tests by API area beside it.
 
+mod abuse;
 mod blobs;
 mod manifests;
 mod operations;
@@ -20,11 +21,15 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        Self::with_auth(AuthConfig::default())
+    }
+
+    fn with_auth(auth: AuthConfig) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let storage = RegistryStorage::local(&dir.path().join("r")).unwrap();
         Harness {
             _dir: dir,
-            app: router(storage),
+            app: router_with_auth(storage, auth),
         }
     }
 
@@ -86,6 +91,21 @@ fn manifest(config: &Digest, layers: &[&Digest]) -> String {
     format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{}]}}"#,
         layers.join(",")
+    )
+}
+
+/// An htpasswd line for `user:password`, as `htpasswd -Bbn` prints it, at bcrypt `cost`.
+fn htpasswd_line(user: &str, password: &str, cost: u32) -> String {
+    let hash = bcrypt::hash_with_result(password, cost)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    format!("{user}:{hash}\n")
+}
+
+fn basic(credentials: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
     )
 }
 

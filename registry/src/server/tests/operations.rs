@@ -40,13 +40,14 @@ async fn basic_auth_with_a_challenge_and_anonymous_reads() {
     let hash = bcrypt::hash_with_result("secret", 5)
         .unwrap()
         .format_for_version(bcrypt::Version::TwoY);
-    let htpasswd = auth::Htpasswd::parse(&format!("# users\nalice:{hash}\n"), "test").unwrap();
+    let htpasswd = Htpasswd::parse(&format!("# users\nalice:{hash}\n"), "test").unwrap();
     for anonymous_read in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let storage = RegistryStorage::local(&dir.path().join("r")).unwrap();
         let auth = AuthConfig {
-            htpasswd: Some(auth::Htpasswd::parse(&format!("alice:{hash}\n"), "test").unwrap()),
+            htpasswd: Some(Htpasswd::parse(&format!("alice:{hash}\n"), "test").unwrap()),
             anonymous_read,
+            ..AuthConfig::default()
         };
         let h = Harness {
             _dir: dir,
@@ -95,10 +96,12 @@ async fn basic_auth_with_a_challenge_and_anonymous_reads() {
         let (status, _, _) = h.call("GET", "/healthz", &[], b"").await;
         assert_eq!(status, StatusCode::OK, "probes need no credentials");
     }
-    assert!(htpasswd.check("alice", "secret") && htpasswd.check("alice", "secret"));
-    assert!(!htpasswd.check("bob", "secret"));
+    assert!(!htpasswd.known_good("alice", "secret"));
+    assert!(htpasswd.check("alice", "secret").await && htpasswd.known_good("alice", "secret"));
+    assert!(!htpasswd.check("alice", "wrong").await);
+    assert!(!htpasswd.check("bob", "secret").await);
     assert!(
-        auth::Htpasswd::parse("carol:{SHA}abc\n", "f").is_err(),
+        Htpasswd::parse("carol:{SHA}abc\n", "f").is_err(),
         "only bcrypt"
     );
 }
