@@ -11,6 +11,7 @@ mod flatten;
 mod images;
 mod import;
 mod layer;
+mod layer_check;
 mod layout;
 pub mod media_type;
 mod reference;
@@ -27,6 +28,9 @@ pub use images::{CONFIG_LIMIT, DOCUMENT_LIMIT, GcReport, Image, ImageEntry, Imag
 pub use import::{ImportOptions, Imported, Tee, import_rootfs};
 pub use layer::{
     LayerOptions, LayerSink, LayerWriter, OPAQUE_WHITEOUT, StagedLayer, WHITEOUT_PREFIX,
+};
+pub use layer_check::{
+    LayerCheck, LayerFacts, check_layer, check_layer_blob, check_layer_count,
 };
 pub use layout::{ImageLayout, LayoutLock};
 pub use reference::{
