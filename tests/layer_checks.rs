@@ -39,7 +39,12 @@ fn pax_renamed(path: &str) -> Vec<u8> {
     }
     let record = format!("{len}{body}");
     raw_tar(&[
-        ("PaxHeaders/innocent", EntryType::XHeader, "", record.as_bytes()),
+        (
+            "PaxHeaders/innocent",
+            EntryType::XHeader,
+            "",
+            record.as_bytes(),
+        ),
         ("innocent", EntryType::Regular, "", b"x"),
     ])
 }
@@ -68,7 +73,10 @@ fn oci_files(layer: &[u8], diff_id: &str) -> Vec<(String, Vec<u8>)> {
     .unwrap();
     let blob = |b: &[u8]| (format!("blobs/sha256/{}", &sha(b)[7..]), b.to_vec());
     vec![
-        ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
         ("index.json".into(), index),
         blob(&config),
         blob(&manifest),
@@ -104,7 +112,11 @@ fn through_every_way_in(
     ));
     let ways: [Vec<String>; 4] = [
         vec!["load".into(), "-i".into(), archive.clone()],
-        vec!["copy".into(), format!("oci-archive:{archive}"), "kiln:x:1".into()],
+        vec![
+            "copy".into(),
+            format!("oci-archive:{archive}"),
+            "kiln:x:1".into(),
+        ],
         vec!["copy".into(), format!("oci:{dir}"), "kiln:x:1".into()],
         vec!["pull".into(), remote.clone()],
     ];
@@ -137,7 +149,13 @@ fn malicious_layers_are_refused_on_every_way_in() {
         ("etc/hostname", EntryType::Regular, "", b"ok\n"),
     ]);
     let good_gz = gzip(&good);
-    through_every_way_in(&kiln, &registry, "good", &oci_files(&good_gz, &sha(&good)), &[]);
+    through_every_way_in(
+        &kiln,
+        &registry,
+        "good",
+        &oci_files(&good_gz, &sha(&good)),
+        &[],
+    );
 
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
         (
@@ -161,7 +179,11 @@ fn malicious_layers_are_refused_on_every_way_in() {
         (
             "hardlink",
             raw_tar(&[("passwd", EntryType::Link, "/etc/passwd", b"")]),
-            &["unsafe path", "\"/etc/passwd\"", "hard link target is absolute"],
+            &[
+                "unsafe path",
+                "\"/etc/passwd\"",
+                "hard link target is absolute",
+            ],
         ),
         (
             "pax",
@@ -177,11 +199,23 @@ fn malicious_layers_are_refused_on_every_way_in() {
 
     // A layer the store already holds (the good one) under a config that lies about it.
     let liar = oci_files(&good_gz, &sha(b"not the layer"));
-    through_every_way_in(&kiln, &registry, "liar", &liar, &["diffID", &sha(&good_gz)[7..]]);
+    through_every_way_in(
+        &kiln,
+        &registry,
+        "liar",
+        &liar,
+        &["diffID", &sha(&good_gz)[7..]],
+    );
 
     // A gzip bomb whose config names a wrong diffID: decompressed to the end (streaming),
     // found out, and refused.
     let bomb = gzip_bomb();
     let files = oci_files(&bomb, &sha(b"zeros"));
-    through_every_way_in(&kiln, &registry, "bomb", &files, &["diffID", &sha(&bomb)[7..]]);
+    through_every_way_in(
+        &kiln,
+        &registry,
+        "bomb",
+        &files,
+        &["diffID", &sha(&bomb)[7..]],
+    );
 }

@@ -71,7 +71,11 @@ impl LayerChecks {
         let configs: HashMap<&Digest, &Staged> =
             staged.iter().map(|s| (&s.blob.digest, s)).collect();
         for manifest in &self.images {
-            let config = self.config(layout, &manifest.config, configs.get(&manifest.config.digest))?;
+            let config = self.config(
+                layout,
+                &manifest.config,
+                configs.get(&manifest.config.digest),
+            )?;
             let config_name = format!("config {} from {}", manifest.config.digest, self.source);
             check_layer_count(
                 &config_name,
@@ -189,8 +193,7 @@ fn known_diff_ids(layout: &ImageLayout, wanted: &HashSet<Digest>) -> HashMap<Dig
     let Ok(index) = layout.index() else {
         return out;
     };
-    let mut stack: Vec<(Descriptor, usize)> =
-        index.manifests.into_iter().map(|d| (d, 0)).collect();
+    let mut stack: Vec<(Descriptor, usize)> = index.manifests.into_iter().map(|d| (d, 0)).collect();
     let mut seen = HashSet::new();
     while let Some((descriptor, depth)) = stack.pop() {
         if out.len() == wanted.len() {

@@ -130,7 +130,9 @@ pub async fn copy(
 
     let moved: Vec<(u64, Option<blobs::Staging>)> = futures::stream::iter(plan.blobs.iter())
         .map(|descriptor| {
-            let check = checks.as_ref().and_then(|c| c.check_for(&descriptor.digest));
+            let check = checks
+                .as_ref()
+                .and_then(|c| c.check_for(&descriptor.digest));
             blobs::transfer(source, destination, descriptor, options, &progress, check)
         })
         .buffer_unordered(options.jobs.max(1))

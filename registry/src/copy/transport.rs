@@ -192,7 +192,12 @@ pub fn open_source(transport: &Transport, ctx: &Context) -> Result<OpenedSource>
             let input =
                 File::open(file).map_err(|e| ClientError::io(format!("opening {what}"), e))?;
             archive::unpack_layout(&layout, BufReader::new(input), &what)?;
-            tagged_source(layout, tag.as_deref(), &format!("oci-archive:{what}"), scratch)
+            tagged_source(
+                layout,
+                tag.as_deref(),
+                &format!("oci-archive:{what}"),
+                scratch,
+            )
         }
         Transport::DockerArchive { file, reference } => {
             let scratch = ctx.scratch()?;
