@@ -11,6 +11,7 @@ mod flatten;
 mod images;
 mod import;
 mod layer;
+mod layer_check;
 mod layout;
 pub mod media_type;
 mod reference;
@@ -28,6 +29,7 @@ pub use import::{ImportOptions, Imported, Tee, import_rootfs};
 pub use layer::{
     LayerOptions, LayerSink, LayerWriter, OPAQUE_WHITEOUT, StagedLayer, WHITEOUT_PREFIX,
 };
+pub use layer_check::{LayerCheck, LayerFacts, check_layer, check_layer_blob, check_layer_count};
 pub use layout::{ImageLayout, LayoutLock};
 pub use reference::{
     DEFAULT_TAG, Reference, validate_path as validate_repository_name, validate_tag,

@@ -20,8 +20,11 @@ use super::{
 ///   docker-archive:FILE[:NAME:TAG]     a `docker save` / `kiln save` tar
 ///   kiln:NAME, or a bare NAME          kiln's store
 /// Manifests are copied byte for byte, so digests stay the same wherever the format
-/// allows. Every blob is checked against its digest on the way; an archive is written
-/// under a temporary name and appears only when complete.
+/// allows. Every blob is checked against its digest and size on the way; into kiln's
+/// store, every layer also gets the checks `kiln load` makes (its paths, and its diffID
+/// against the config) before anything becomes visible. Between other transports layers
+/// are not unpacked, so their contents are not checked. An archive is written under a
+/// temporary name and appears only when complete.
 ///
 /// Examples:
 ///   kiln copy docker-archive:bundle.tar:app:1.2 docker://registry.lan:5000/app:1.2

@@ -17,7 +17,8 @@ use super::{
 /// `host:5000/team/app:1.2` or `…@sha256:…` name any registry. localhost and 127.0.0.1
 /// are reached over plain HTTP; other registries over HTTPS (see --insecure, --ca-cert).
 /// Credentials come from ~/.docker/config.json (`kiln login`). Blobs download in
-/// parallel and each is checked against its digest before it enters the store; from a
+/// parallel; each is checked against its digest, and each layer gets the checks `kiln
+/// load` makes (paths, diffID), before anything enters the store; from a
 /// multi-platform image the host's platform is kept unless --platform or
 /// --all-platforms says otherwise.
 ///

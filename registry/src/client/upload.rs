@@ -310,6 +310,17 @@ fn verified_stream(
                     Some(Ok(piece)) if piece.is_empty() => continue,
                     Some(Ok(piece)) => {
                         state.seen += piece.len() as u64;
+                        // Too many bytes: fail now, with the held piece unsent, so the
+                        // destination never receives a whole blob of the right size.
+                        if state.seen > size {
+                            let error = ClientError::SizeMismatch {
+                                digest: expected,
+                                origin,
+                                expected: size,
+                                actual: state.seen,
+                            };
+                            return Some((Err(error), None));
+                        }
                         state.hasher.update(&piece);
                         on_bytes(piece.len() as u64);
                         match state.held.replace(piece) {

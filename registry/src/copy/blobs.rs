@@ -6,15 +6,22 @@ use std::{io::Write, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use kiln_store::{BlobStore, Descriptor, Digest, StagedBlob};
+use kiln_store::{BlobStore, Descriptor, Digest, LayerCheck, LayerFacts, StagedBlob};
 
 use super::{CopyOptions, Destination, Progress, Source};
 use crate::client::{BlobBody, ClientError, OnBytes, PushOutcome, Repository, Result, check_blob};
 
 /// A blob whose bytes all arrived and checked out, being made durable (fsync) on a
-/// thread of its own; `copy` renames it into place only once every blob arrived, so a
-/// copy that fails leaves the destination as it was.
-pub(super) type Staging = tokio::task::JoinHandle<Result<StagedBlob>>;
+/// thread of its own; `copy` renames it into place only once every blob arrived (and,
+/// into the store, every image passed its layer checks), so a copy that fails leaves the
+/// destination as it was.
+pub(super) type Staging = tokio::task::JoinHandle<Result<Staged>>;
+
+/// A staged blob, with what its layer check found when it was checked as a layer.
+pub(super) struct Staged {
+    pub blob: StagedBlob,
+    pub layer: Option<LayerFacts>,
+}
 
 /// What the writer thread is handed at a time.
 const PIECE: usize = 1 << 20;
@@ -29,13 +36,15 @@ pub enum BlobOutcome {
     Mounted { from: String },
 }
 
-/// Move one blob; returns the bytes that travelled.
+/// Move one blob; returns the bytes that travelled. `check` names a layer that must pass
+/// the layer checks as it streams into a layout (the store), and says where it is from.
 pub(super) async fn transfer(
     source: &Source,
     destination: &Destination,
     descriptor: &Descriptor,
     options: &CopyOptions,
     progress: &Arc<dyn Progress>,
+    check: Option<String>,
 ) -> Result<(u64, Option<Staging>)> {
     let digest = &descriptor.digest;
     let started = Instant::now();
@@ -54,7 +63,7 @@ pub(super) async fn transfer(
             let (from, to) = (from.blobs().clone(), to.blobs().clone());
             let owned = descriptor.clone();
             staging = Some(tokio::task::spawn_blocking(move || {
-                copy_local(&from, &to, &owned)
+                copy_local(&from, &to, &owned, check)
             }));
             on_bytes(descriptor.size);
             copied(descriptor.size, started)
@@ -72,7 +81,7 @@ pub(super) async fn transfer(
             pushed(outcome, descriptor.size, started)
         }
         (Source::Remote { repo, .. }, Destination::Layout { layout, .. }) => {
-            staging = Some(pull(repo, descriptor, layout.blobs(), on_bytes).await?);
+            staging = Some(pull(repo, descriptor, layout.blobs(), on_bytes, check).await?);
             remember(options, repo, digest);
             copied(descriptor.size, started)
         }
@@ -122,36 +131,75 @@ fn remember(options: &CopyOptions, repo: &Repository, digest: &Digest) {
     }
 }
 
-/// Layout to layout: re-read and re-hash, never trust a file for its name.
-fn copy_local(from: &BlobStore, to: &BlobStore, descriptor: &Descriptor) -> Result<StagedBlob> {
+/// Layout to layout: re-read and re-hash, never trust a file for its name; a layer being
+/// checked is fed to its check as it is copied.
+fn copy_local(
+    from: &BlobStore,
+    to: &BlobStore,
+    descriptor: &Descriptor,
+    check: Option<String>,
+) -> Result<Staged> {
+    let context = || format!("copying blob {}", descriptor.digest);
     let mut file = from.open_blob(&descriptor.digest)?;
     let mut writer = to.writer()?;
-    std::io::copy(&mut file, &mut writer)
-        .map_err(|e| ClientError::io(format!("copying blob {}", descriptor.digest), e))?;
-    let staged = writer.finish()?;
+    let mut check = check.map(LayerCheck::start);
+    loop {
+        let mut chunk = vec![0u8; PIECE];
+        let n = read_full(&mut file, &mut chunk).map_err(|e| ClientError::io(context(), e))?;
+        if n == 0 {
+            break;
+        }
+        chunk.truncate(n);
+        writer
+            .write_all(&chunk)
+            .map_err(|e| ClientError::io(context(), e))?;
+        if let Some(check) = &mut check {
+            check.feed(chunk);
+        }
+    }
+    let blob = writer.finish()?;
+    let layer = check.map(LayerCheck::finish);
     check_blob(
         &descriptor.digest,
         descriptor.size,
-        &staged.digest,
-        staged.size,
+        &blob.digest,
+        blob.size,
         "the source layout",
     )?;
-    Ok(staged)
+    Ok(Staged {
+        blob,
+        layer: layer.transpose()?,
+    })
+}
+
+fn read_full(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Registry to layout, retried from the start when the connection breaks. A writer
-/// thread hashes and writes while this task reads the socket; the blob is renamed into
-/// place only when size and digest match.
+/// thread hashes and writes while this task reads the socket (and feeds a layer's check,
+/// which runs on a thread of its own); the blob is renamed into place only when size,
+/// digest and the layer checks pass.
 async fn pull(
     repo: &Repository,
     descriptor: &Descriptor,
     blobs: &BlobStore,
     on_bytes: OnBytes,
+    check: Option<String>,
 ) -> Result<Staging> {
     let attempts = repo.client().options().attempts.max(1);
     let mut failures = 0;
     loop {
-        match pull_once(repo, descriptor, blobs, &on_bytes).await {
+        match pull_once(repo, descriptor, blobs, &on_bytes, check.clone()).await {
             Err(e) if e.is_retryable() && failures + 1 < attempts => failures += 1,
             other => return other,
         }
@@ -163,6 +211,7 @@ async fn pull_once(
     descriptor: &Descriptor,
     blobs: &BlobStore,
     on_bytes: &OnBytes,
+    check: Option<String>,
 ) -> Result<Staging> {
     let digest = &descriptor.digest;
     let origin = repo.display(&digest.to_string());
@@ -171,14 +220,24 @@ async fn pull_once(
     let store = blobs.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut writer = store.writer()?;
+        let mut check = check.map(LayerCheck::start);
+        let failed = |e| ClientError::io("writing a staging file", e);
         while let Some(pieces) = rx.blocking_recv() {
-            for piece in pieces {
-                writer
-                    .write_all(&piece)
-                    .map_err(|e| ClientError::io("writing a staging file", e))?;
+            let Some(check) = &mut check else {
+                for piece in pieces {
+                    writer.write_all(&piece).map_err(failed)?;
+                }
+                continue;
+            };
+            // The check takes whole chunks: one copy of the bytes, cheap next to inflating.
+            let mut chunk = Vec::with_capacity(pieces.iter().map(Bytes::len).sum());
+            for piece in &pieces {
+                chunk.extend_from_slice(piece);
             }
+            writer.write_all(&chunk).map_err(failed)?;
+            check.feed(chunk);
         }
-        Ok(writer.finish_unsynced()?)
+        Ok((writer.finish_unsynced()?, check.map(LayerCheck::finish)))
     });
     let mut stream = response.bytes_stream();
     let mut received = 0u64;
@@ -218,7 +277,7 @@ async fn pull_once(
         let _ = tx.send(pending).await;
     }
     drop(tx);
-    let staged = writer.await.expect("blob writer task")?;
+    let (staged, layer) = writer.await.expect("blob writer task")?;
     if let Some(e) = failed {
         return Err(e);
     }
@@ -229,11 +288,15 @@ async fn pull_once(
         staged.size,
         &origin,
     )?;
+    let layer = layer.transpose()?;
     // fsync on a thread of its own: the next blob's transfer starts now, while the
     // kernel writes this one back, instead of waiting for the disk.
     let mut staged = staged;
     Ok(tokio::task::spawn_blocking(move || {
         staged.sync()?;
-        Ok(staged)
+        Ok(Staged {
+            blob: staged,
+            layer,
+        })
     }))
 }

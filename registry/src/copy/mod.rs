@@ -1,10 +1,12 @@
 //! `copy`: move one image (or a whole index) from a `Source` to a `Destination` — a
 //! registry, or an OCI layout on disk (kiln's store, an `oci:` directory, the staging
 //! layout behind an archive). Blobs go first, several at a time, each verified on the
-//! way; manifests go last, children before parents, so a destination never names an
-//! image whose parts are missing. `transport` turns skopeo-style names into these.
+//! way; into kiln's store, every image also passes the layer checks `kiln load` makes
+//! (`layers`); manifests go last, children before parents, so a destination never names
+//! an image whose parts are missing. `transport` turns skopeo-style names into these.
 
 mod blobs;
+mod layers;
 pub mod transport;
 
 use std::{collections::HashSet, future::Future, pin::Pin, sync::Arc};
@@ -25,6 +27,8 @@ pub enum Source {
     Layout {
         layout: ImageLayout,
         top: Box<Descriptor>,
+        /// What the layout is (`oci:DIR`, `oci-archive:FILE`, …), for messages.
+        name: String,
     },
     /// A registry repository and a tag or digest in it.
     Remote { repo: Repository, reference: String },
@@ -33,9 +37,13 @@ pub enum Source {
 /// Where an image goes.
 pub enum Destination {
     /// An OCI layout; `name` is the `ref.name` annotation the image gets, if any.
+    /// `check_layers` (kiln's store) asks for the layer checks of `kiln load`: every
+    /// layer's paths and diffID, before anything becomes visible. Other layouts are not
+    /// unpacked by kiln: their blobs are checked against digest and size only.
     Layout {
         layout: ImageLayout,
         name: Option<String>,
+        check_layers: bool,
     },
     /// A registry repository; with no tag the image is pushed by digest.
     Remote {
@@ -110,13 +118,26 @@ pub async fn copy(
     let source_top = top.descriptor.clone();
     let mut plan = Plan::default();
     let top = plan.collect(source, top, options, 0).await?;
+    let checks = match destination {
+        Destination::Layout {
+            check_layers: true, ..
+        } => Some(layers::LayerChecks::new(
+            source.name(),
+            std::mem::take(&mut plan.images),
+        )),
+        _ => None,
+    };
 
     let moved: Vec<(u64, Option<blobs::Staging>)> = futures::stream::iter(plan.blobs.iter())
-        .map(|descriptor| blobs::transfer(source, destination, descriptor, options, &progress))
+        .map(|descriptor| {
+            let check = checks
+                .as_ref()
+                .and_then(|c| c.check_for(&descriptor.digest));
+            blobs::transfer(source, destination, descriptor, options, &progress, check)
+        })
         .buffer_unordered(options.jobs.max(1))
         .try_collect()
         .await?;
-    // Every blob arrived and checked out: only now does any become visible.
     let mut bytes = 0;
     let mut staged = Vec::new();
     for (n, staging) in moved {
@@ -125,12 +146,17 @@ pub async fn copy(
             staged.push(staging.await.expect("blob sync task")?);
         }
     }
+    // Every blob arrived and checked out, and every image passed its layer checks: only
+    // now does any become visible.
     if let Destination::Layout { layout, .. } = destination {
+        if let Some(checks) = &checks {
+            checks.verify(layout, &staged, options.jobs).await?;
+        }
         let blobs = layout.blobs().clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            for blob in staged {
-                let digest = blob.digest.clone();
-                blob.commit(&blobs, Some(&digest))?;
+            for staged in staged {
+                let digest = staged.blob.digest.clone();
+                staged.blob.commit(&blobs, Some(&digest))?;
             }
             Ok(())
         })
@@ -157,6 +183,8 @@ struct Plan {
     blobs: Vec<Descriptor>,
     seen: HashSet<Digest>,
     documents: Vec<Document>,
+    /// Every image manifest met, for the layer checks.
+    images: Vec<Manifest>,
 }
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -194,6 +222,7 @@ impl Plan {
                             self.blobs.push(blob.clone());
                         }
                     }
+                    self.images.push(manifest);
                 }
                 DocumentKind::Index => {
                     let index: Index = spec::from_json(&document.bytes, &what)?;
@@ -228,6 +257,16 @@ impl Plan {
             }
             Ok(descriptor)
         })
+    }
+}
+
+impl Source {
+    /// The source as a user names it, for messages.
+    fn name(&self) -> String {
+        match self {
+            Source::Layout { name, .. } => name.clone(),
+            Source::Remote { repo, reference } => repo.display(reference),
+        }
     }
 }
 
@@ -269,7 +308,7 @@ async fn fetch_document(source: &Source, descriptor: &Descriptor) -> Result<Docu
 async fn put_document(destination: &Destination, document: &Document, last: bool) -> Result<()> {
     let descriptor = &document.descriptor;
     match destination {
-        Destination::Layout { layout, name } => {
+        Destination::Layout { layout, name, .. } => {
             let stored = layout.blobs().put_bytes(&document.bytes)?;
             debug_assert_eq!(stored, descriptor.digest);
             if last {

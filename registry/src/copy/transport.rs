@@ -166,6 +166,7 @@ pub fn open_source(transport: &Transport, ctx: &Context) -> Result<OpenedSource>
                 Source::Layout {
                     layout: ctx.store.layout().clone(),
                     top: Box::new(entry.descriptor),
+                    name: "kiln's store".into(),
                 },
                 entry.reference,
                 None,
@@ -181,7 +182,8 @@ pub fn open_source(transport: &Transport, ctx: &Context) -> Result<OpenedSource>
                 )));
             }
             let layout = ImageLayout::create(dir, scratch.path())?;
-            tagged_source(layout, tag.as_deref(), &dir.display().to_string(), scratch)
+            let what = format!("oci:{}", dir.display());
+            tagged_source(layout, tag.as_deref(), &what, scratch)
         }
         Transport::OciArchive { file, tag } => {
             let scratch = ctx.scratch()?;
@@ -190,7 +192,12 @@ pub fn open_source(transport: &Transport, ctx: &Context) -> Result<OpenedSource>
             let input =
                 File::open(file).map_err(|e| ClientError::io(format!("opening {what}"), e))?;
             archive::unpack_layout(&layout, BufReader::new(input), &what)?;
-            tagged_source(layout, tag.as_deref(), &what, scratch)
+            tagged_source(
+                layout,
+                tag.as_deref(),
+                &format!("oci-archive:{what}"),
+                scratch,
+            )
         }
         Transport::DockerArchive { file, reference } => {
             let scratch = ctx.scratch()?;
@@ -221,6 +228,7 @@ pub fn open_source(transport: &Transport, ctx: &Context) -> Result<OpenedSource>
                 Source::Layout {
                     layout: store.layout().clone(),
                     top: Box::new(entry.descriptor),
+                    name: format!("docker-archive:{what}"),
                 },
                 entry.reference,
                 Some(scratch),
@@ -242,6 +250,7 @@ fn tagged_source(
         source: Source::Layout {
             layout,
             top: Box::new(top),
+            name: what.to_string(),
         },
         name: None,
         _scratch: Some(scratch),
@@ -367,6 +376,7 @@ pub fn open_destination(
                 Destination::Layout {
                     layout: ctx.store.layout().clone(),
                     name,
+                    check_layers: true,
                 },
                 Finish::Nothing,
                 None,
@@ -380,6 +390,7 @@ pub fn open_destination(
                 Destination::Layout {
                     layout,
                     name: tag.clone(),
+                    check_layers: false,
                 },
                 Finish::Nothing,
                 Some(scratch),
@@ -393,6 +404,7 @@ pub fn open_destination(
                 Destination::Layout {
                     layout: layout.clone(),
                     name: tag.clone(),
+                    check_layers: false,
                 },
                 Finish::OciArchive {
                     layout,
@@ -413,6 +425,7 @@ pub fn open_destination(
                 Destination::Layout {
                     layout: store.layout().clone(),
                     name: reference.as_ref().map(ToString::to_string),
+                    check_layers: false,
                 },
                 Finish::DockerArchive {
                     store,

@@ -13,12 +13,12 @@ use tar::EntryType;
 use super::{
     INDEX_JSON, MANIFEST_JSON, OCI_LAYOUT, REPOSITORIES,
     plan::{Plan, plan_docker, plan_oci},
-    verifier::{ChunkPool, LayerFacts, LayerVerifier},
 };
 use crate::{
     ChunkSink, Compression, CountingReader, Descriptor, Digest, Error, ImageStore, Reference,
     Result, StagedBlob,
     images::{CONFIG_LIMIT, DOCUMENT_LIMIT, set_in_index},
+    layer_check::{ChunkPool, LayerFacts, LayerVerifier},
     looks_like_tar, normalise_path, open_tar_stream,
     tar_check::tar_error,
 };
@@ -229,8 +229,11 @@ fn stage<R: Read>(
             .then(|| Vec::with_capacity(size as usize));
     let (verifier, next) = if is_layer {
         let compression = Compression::from_magic(&first);
-        let (v, tx) =
-            LayerVerifier::spawn(format!("{what}: layer {path}"), compression, pool.returns());
+        let (v, tx) = LayerVerifier::spawn(
+            format!("{what}: layer {path}"),
+            Some(compression),
+            Some(pool.returns()),
+        );
         (Some(v), ChunkSink::Next(tx))
     } else {
         (None, ChunkSink::Pool(pool.returns()))

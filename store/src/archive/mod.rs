@@ -5,7 +5,6 @@ mod load;
 mod oci_archive;
 mod plan;
 mod save;
-mod verifier;
 
 pub use load::{LoadReport, LoadedImage, load};
 pub use oci_archive::{pack_layout, unpack_layout};

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use super::{
     DockerManifestItem, INDEX_JSON, MANIFEST_JSON,
     load::{Contents, LoadedImage},
-    verifier::LayerFacts,
 };
 use crate::{
-    Compression, Descriptor, Digest, Error, ImageConfig, Index, Manifest, Reference, Result,
+    Descriptor, Digest, Error, ImageConfig, Index, LayerFacts, Manifest, Reference, Result,
+    check_layer, check_layer_count,
     media_type::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_CONFIG, OCI_MANIFEST},
     spec::{self, DocumentKind},
 };
@@ -65,16 +65,11 @@ fn verify_layers(
     what: &str,
 ) -> Result<Vec<LayerFacts>> {
     let diff_ids = &config.rootfs.diff_ids;
-    if diff_ids.len() != layer_paths.len() {
-        return Err(Error::BadImage {
-            what: format!("{what}: {config_name}"),
-            detail: format!(
-                "the config lists {} diffIDs for {} layers",
-                diff_ids.len(),
-                layer_paths.len()
-            ),
-        });
-    }
+    check_layer_count(
+        &format!("{what}: {config_name}"),
+        diff_ids.len(),
+        layer_paths.len(),
+    )?;
     let mut out = Vec::new();
     for ((path, declared), expected) in layer_paths.iter().zip(diff_ids) {
         let file = contents.get(path, config_name, what)?;
@@ -88,29 +83,13 @@ fn verify_layers(
                 });
             }
         };
-        let diff_id = facts
-            .diff_id
-            .clone()
-            .expect("filled in after the verifier finished");
-        if &diff_id != expected {
-            return Err(Error::DigestMismatch {
-                what: format!("{what}: diffID of layer {path}"),
-                expected: expected.clone(),
-                actual: diff_id,
-            });
-        }
-        if let Some(mt) = declared
-            && let Some(c) = Compression::of_layer_media_type(mt)
-            && c != facts.compression
-        {
-            return Err(Error::BadImage {
-                what: format!("{what}: {path}"),
-                detail: format!(
-                    "declared as {mt} but its content is {}",
-                    facts.compression.name()
-                ),
-            });
-        }
+        check_layer(
+            &format!("{what}: layer {path}"),
+            &facts,
+            &file.digest,
+            expected,
+            *declared,
+        )?;
         out.push(facts);
     }
     Ok(out)
