@@ -71,7 +71,7 @@ fn ensure_blob(addr: &str, repo: &str, bytes: &[u8], statuses: &Mutex<Vec<u16>>)
 }
 
 fn push(addr: &str, i: usize, statuses: &Mutex<Vec<u16>>) -> Option<Pushed> {
-    let repo = if i % 2 == 0 { "old" } else { "other" };
+    let repo = if i.is_multiple_of(2) { "old" } else { "other" };
     let (config, layer) = (blob(i), blob((i + 1) % BLOBS));
     for b in [&config, &layer] {
         ensure_blob(addr, repo, b, statuses);
