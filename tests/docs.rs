@@ -26,7 +26,10 @@ fn every_relative_link_resolves_inside_the_repository() {
         let base = root.join(doc).parent().unwrap().to_path_buf();
         for target in relative_links(&text) {
             let path = base.join(&target);
-            assert!(path.exists(), "{doc} links to {target}, which does not exist");
+            assert!(
+                path.exists(),
+                "{doc} links to {target}, which does not exist"
+            );
             let resolved = path.canonicalize().unwrap();
             assert!(
                 resolved.starts_with(root.canonicalize().unwrap()),
