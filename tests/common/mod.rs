@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod scripted;
 pub mod servers;
 pub mod token;
 
