@@ -15,23 +15,21 @@ use std::{
     time::Duration,
 };
 
-use axum::response::Response;
 use base64::Engine as _;
 use common::{
     Kiln,
-    scripted::{Scripted, Seen, TestImage, docker_config, drip, flood, reply, run_within, sha256},
+    scripted::{
+        Documents, INDEX, MANIFEST, Scripted, Seen, TestImage, docker_config, drip, flood,
+        index_of, nested, now, reply, run_within, serve_documents, sha256,
+    },
     tar_of_files,
 };
-use futures::{FutureExt as _, future::BoxFuture};
+use futures::FutureExt as _;
 
 /// No command here should take long; one that does is waiting forever.
 const LIMIT: Duration = Duration::from_secs(90);
 /// Short timeouts, so that the timeout tests run in seconds.
 const TIMEOUTS: [&str; 4] = ["--connect-timeout", "1s", "--read-timeout", "2s"];
-
-fn now(response: Response) -> BoxFuture<'static, Response> {
-    futures::future::ready(response).boxed()
-}
 
 fn basic(user: &str, password: &str) -> String {
     let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
@@ -54,7 +52,10 @@ fn succeeded(out: &Output, what: &str) {
 
 fn failed(out: &Output, what: &str) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{what} succeeded but should not have");
+    assert!(
+        !out.status.success(),
+        "{what} succeeded but should not have"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     eprintln!("{what}:\n{stderr}");
     stderr
@@ -89,11 +90,9 @@ fn push_target(
             "POST" if path.ends_with("/blobs/uploads/") => {
                 reply(202, &[("location", &location())], "")
             }
-            "PUT" if path.contains("/manifests/") => reply(
-                201,
-                &[("docker-content-digest", &sha256(&seen.body))],
-                "",
-            ),
+            "PUT" if path.contains("/manifests/") => {
+                reply(201, &[("docker-content-digest", &sha256(&seen.body))], "")
+            }
             _ => reply(404, &[], ""),
         })
     });
@@ -120,12 +119,22 @@ fn upload_location_on_another_host_gets_no_credentials() {
             _ => reply(404, &[], ""),
         })
     });
-    let out = kiln_run(&kiln, Some(&config), &["push", "app:1", &format!("{}/team/app:1", a.addr)]);
+    let out = kiln_run(
+        &kiln,
+        Some(&config),
+        &["push", "app:1", &format!("{}/team/app:1", a.addr)],
+    );
     succeeded(&out, "push with uploads on another host");
     assert!(b.count("PUT", "/upload/1") >= 2, "{:?}", b.seen());
-    assert_eq!(b.authorizations(), Vec::<String>::new(), "B got credentials");
+    assert_eq!(
+        b.authorizations(),
+        Vec::<String>::new(),
+        "B got credentials"
+    );
     assert!(
-        a.authorizations().iter().all(|h| *h == basic(user, password)),
+        a.authorizations()
+            .iter()
+            .all(|h| *h == basic(user, password)),
         "A got something other than its own credentials"
     );
 
@@ -138,21 +147,38 @@ fn upload_location_on_another_host_gets_no_credentials() {
         format!("http://{b_addr}/upload/1")
     });
     b.script(|_| now(reply(401, &[("www-authenticate", "Basic realm=\"b\"")], "")));
-    let out = kiln_run(&kiln, Some(&config), &["push", "app:1", &format!("{}/team/app:1", a.addr)]);
+    let out = kiln_run(
+        &kiln,
+        Some(&config),
+        &["push", "app:1", &format!("{}/team/app:1", a.addr)],
+    );
     let stderr = failed(&out, "push whose upload host wants credentials");
     assert!(
         stderr.contains(&b.addr) && stderr.contains("asks for credentials"),
         "{stderr}"
     );
-    assert_eq!(b.authorizations(), Vec::<String>::new(), "B got credentials");
+    assert_eq!(
+        b.authorizations(),
+        Vec::<String>::new(),
+        "B got credentials"
+    );
 
     // Not http or https: refused before anything is sent there.
     let a = Scripted::new();
     docker_config(&config, &a.addr, user, password);
-    push_target(&a, Some(basic(user, password)), || "ftp://127.0.0.1:1/upload/1".into());
-    let out = kiln_run(&kiln, Some(&config), &["push", "app:1", &format!("{}/team/app:1", a.addr)]);
+    push_target(&a, Some(basic(user, password)), || {
+        "ftp://127.0.0.1:1/upload/1".into()
+    });
+    let out = kiln_run(
+        &kiln,
+        Some(&config),
+        &["push", "app:1", &format!("{}/team/app:1", a.addr)],
+    );
     let stderr = failed(&out, "push to an ftp Location");
-    assert!(stderr.contains("ftp:") && stderr.contains("only http and https"), "{stderr}");
+    assert!(
+        stderr.contains("ftp:") && stderr.contains("only http and https"),
+        "{stderr}"
+    );
 }
 
 // Point 3 (b): a redirect to another host carries no credentials, and a challenge from
@@ -188,10 +214,18 @@ fn redirects_to_another_host_get_no_credentials() {
             None => reply(404, &[], ""),
         })
     });
-    let out = kiln_run(&kiln, Some(&config), &["pull", &format!("{}/team/app:1", a.addr)]);
+    let out = kiln_run(
+        &kiln,
+        Some(&config),
+        &["pull", &format!("{}/team/app:1", a.addr)],
+    );
     succeeded(&out, "pull with blobs redirected to another host");
     assert_eq!(b.count("GET", "/cdn/"), 2, "{:?}", b.seen());
-    assert_eq!(b.authorizations(), Vec::<String>::new(), "B got A's credentials");
+    assert_eq!(
+        b.authorizations(),
+        Vec::<String>::new(),
+        "B got A's credentials"
+    );
 
     // A redirects (without asking for anything) to B, which challenges with a token
     // realm of its own: kiln must neither send A's credentials to B's token service nor
@@ -209,20 +243,32 @@ fn redirects_to_another_host_get_no_credentials() {
     let b_addr = b.addr.clone();
     b.script(move |seen: Seen| {
         now(if seen.path() == "/token" {
-            reply(200, &[("content-type", "application/json")], r#"{"token":"b-token"}"#)
+            reply(
+                200,
+                &[("content-type", "application/json")],
+                r#"{"token":"b-token"}"#,
+            )
         } else {
             let realm = format!("Bearer realm=\"http://{b_addr}/token\",service=\"b\"");
             reply(401, &[("www-authenticate", &realm)], "")
         })
     });
-    let out = kiln_run(&kiln, Some(&config), &["pull", &format!("{}/team/app:1", a.addr)]);
+    let out = kiln_run(
+        &kiln,
+        Some(&config),
+        &["pull", &format!("{}/team/app:1", a.addr)],
+    );
     let stderr = failed(&out, "pull redirected to a host that wants credentials");
     assert!(
         stderr.contains(&b.addr) && stderr.contains("asks for credentials"),
         "{stderr}"
     );
     assert_eq!(b.count("GET", "/token"), 0, "B's token service was asked");
-    assert_eq!(b.authorizations(), Vec::<String>::new(), "B got credentials");
+    assert_eq!(
+        b.authorizations(),
+        Vec::<String>::new(),
+        "B got credentials"
+    );
     assert_eq!(a.authorizations(), Vec::<String>::new(), "A got B's token");
 }
 
@@ -247,7 +293,10 @@ fn endless_error_and_token_bodies_are_cut_off() {
     let stderr = failed(&out, "pull with an endless 404 body");
     assert!(stderr.contains("sent too much"), "{stderr}");
     let got = sent.load(Ordering::SeqCst);
-    assert!(got < EXTRA / 2, "kiln read on: the server handed over {got} bytes");
+    assert!(
+        got < EXTRA / 2,
+        "kiln read on: the server handed over {got} bytes"
+    );
 
     // A manifest that does not end (the 4 MiB cap).
     let a = Scripted::new();
@@ -343,25 +392,44 @@ fn silent_slow_and_stalled_registries_time_out() {
         if seen.path().ends_with(&digest) {
             let half = served.blobs[&digest][..layer_size / 2].to_vec();
             let body = drip(half, Duration::from_secs(120), 1);
-            return now(reply(200, &[("content-length", &layer_size.to_string())], body));
+            return now(reply(
+                200,
+                &[("content-length", &layer_size.to_string())],
+                body,
+            ));
         }
         now(served.serve(&seen).unwrap_or_else(|| reply(200, &[], "")))
     });
 
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
-        ("a silent listener", silent_addr.clone(), vec![&silent_addr, "GET"]),
+        (
+            "a silent listener",
+            silent_addr.clone(),
+            vec![&silent_addr, "GET"],
+        ),
         (
             "a manifest never answered",
             never_answers.addr.clone(),
-            vec![&never_answers.addr, "no answer to GET manifests/1 within 2 s"],
+            vec![
+                &never_answers.addr,
+                "no answer to GET manifests/1 within 2 s",
+            ],
         ),
         (
             "a token never answered",
             token_never_answers.addr.clone(),
             vec![&token_never_answers.addr, "no answer to a token request"],
         ),
-        ("a dripping blob", drips.addr.clone(), vec![&drips.addr, "stalled", &layer]),
-        ("a stalled blob", stalls.addr.clone(), vec![&stalls.addr, "nothing for 2 s", &layer]),
+        (
+            "a dripping blob",
+            drips.addr.clone(),
+            vec![&drips.addr, "stalled", &layer],
+        ),
+        (
+            "a stalled blob",
+            stalls.addr.clone(),
+            vec![&stalls.addr, "nothing for 2 s", &layer],
+        ),
     ];
     std::thread::scope(|scope| {
         for (what, addr, needles) in &cases {
@@ -404,7 +472,9 @@ fn chunked_upload_gives_up_on_a_registry_that_keeps_nothing() {
                     counter.fetch_add(1, Ordering::SeqCst);
                     reply(202, &[("location", session), ("range", range)], "")
                 }
-                "GET" if path == session => reply(204, &[("location", session), ("range", range)], ""),
+                "GET" if path == session => {
+                    reply(204, &[("location", session), ("range", range)], "")
+                }
                 "PUT" if path == session => reply(201, &[], ""),
                 "PUT" if path.contains("/manifests/") => {
                     reply(201, &[("docker-content-digest", &sha256(&seen.body))], "")
@@ -413,8 +483,15 @@ fn chunked_upload_gives_up_on_a_registry_that_keeps_nothing() {
             })
         });
         let dest = format!("{}/team/app:1", a.addr);
-        let out = kiln_run(&kiln, None, &["push", "--chunk-size", "16KiB", "app:1", &dest]);
-        let stderr = failed(&out, &format!("push against PATCH answers of Range {range}"));
+        let out = kiln_run(
+            &kiln,
+            None,
+            &["push", "--chunk-size", "16KiB", "app:1", &dest],
+        );
+        let stderr = failed(
+            &out,
+            &format!("push against PATCH answers of Range {range}"),
+        );
         assert!(stderr.contains(needle), "{stderr}");
         let sent = patches.load(Ordering::SeqCst);
         assert!((1..=40).contains(&sent), "{sent} PATCHes");
@@ -427,67 +504,6 @@ fn chunked_upload_gives_up_on_a_registry_that_keeps_nothing() {
         assert_eq!(empty_puts, 0, "kiln completed an upload the registry lacks");
         assert_eq!(a.count("PUT", "/manifests/"), 0);
     }
-}
-
-/// Documents by digest, and the one the tag `1` names.
-struct Documents {
-    by_digest: std::collections::HashMap<String, (String, Vec<u8>)>,
-    top: String,
-}
-
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn index_of(children: &[(&str, &[u8])], times: usize) -> Vec<u8> {
-    let manifests: Vec<serde_json::Value> = children
-        .iter()
-        .flat_map(|(media_type, bytes)| {
-            std::iter::repeat_n(
-                serde_json::json!({"mediaType": media_type, "digest": sha256(bytes), "size": bytes.len()}),
-                times,
-            )
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests,
-    }))
-    .unwrap()
-}
-
-/// Indexes `levels` deep above the image's manifest, each listing the one below `times`
-/// times.
-fn nested(image: &TestImage, levels: usize, times: usize) -> Documents {
-    let mut by_digest = std::collections::HashMap::new();
-    by_digest.insert(
-        image.manifest_digest.clone(),
-        (MANIFEST.to_string(), image.manifest.clone()),
-    );
-    let (mut below, mut below_type) = (image.manifest.clone(), MANIFEST);
-    for _ in 0..levels {
-        let index = index_of(&[(below_type, &below)], times);
-        by_digest.insert(sha256(&index), (INDEX.to_string(), index.clone()));
-        (below, below_type) = (index, INDEX);
-    }
-    Documents {
-        by_digest,
-        top: sha256(&below),
-    }
-}
-
-fn serve_documents(server: &Scripted, image: Arc<TestImage>, documents: Documents) {
-    server.script(move |seen: Seen| {
-        let path = seen.path();
-        if let Some(reference) = path.split("/manifests/").nth(1) {
-            let digest = if reference == "1" { &documents.top } else { &reference.to_string() };
-            return now(match documents.by_digest.get(digest) {
-                Some((media_type, bytes)) => {
-                    reply(200, &[("content-type", media_type.as_str())], bytes.clone())
-                }
-                None => reply(404, &[], ""),
-            });
-        }
-        now(image.serve(&seen).unwrap_or_else(|| reply(200, &[], "")))
-    });
 }
 
 // Point 7: an index fanning out to the same children is read once per child; too many
@@ -534,7 +550,10 @@ fn index_fan_out_is_read_once_and_bounded() {
         top: sha256(&top),
     };
     serve_documents(&a, image.clone(), documents);
-    let stderr = failed(&copy(&a.addr, "wide"), "copy of an index with 1001 children");
+    let stderr = failed(
+        &copy(&a.addr, "wide"),
+        "copy of an index with 1001 children",
+    );
     assert!(stderr.contains("at most 1000"), "{stderr}");
     assert_eq!(a.count("GET", "/manifests/"), 1);
 

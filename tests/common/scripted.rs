@@ -18,7 +18,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use futures::{StreamExt as _, future::BoxFuture};
+use futures::{FutureExt as _, StreamExt as _, future::BoxFuture};
 use sha2::{Digest as _, Sha256};
 
 /// One request as the server saw it.
@@ -92,7 +92,10 @@ impl Scripted {
         }
     }
 
-    pub fn script(&self, handler: impl Fn(Seen) -> BoxFuture<'static, Response> + Send + Sync + 'static) {
+    pub fn script(
+        &self,
+        handler: impl Fn(Seen) -> BoxFuture<'static, Response> + Send + Sync + 'static,
+    ) {
         assert!(
             self.shared.handler.set(Arc::new(handler)).is_ok(),
             "scripted once"
@@ -173,7 +176,10 @@ pub fn flood(total: u64, sent: Arc<std::sync::atomic::AtomicU64>) -> Body {
 
 /// A body that sends `first` at once, then one byte every `every`, `count` bytes at most.
 pub fn drip(first: Vec<u8>, every: Duration, count: usize) -> Body {
-    let head = futures::stream::once(async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(first)) });
+    let head =
+        futures::stream::once(
+            async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(first)) },
+        );
     let tail = futures::stream::iter(0..count).then(move |_| async move {
         tokio::time::sleep(every).await;
         Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"x"))
@@ -197,9 +203,7 @@ impl TestImage {
     pub fn new(files: &[(String, Vec<u8>)]) -> TestImage {
         let layer = super::tar_of_files(files);
         let config = serde_json::to_vec(&super::config_for(&[&layer])).unwrap();
-        let descriptor = |media_type: &str, bytes: &[u8]| {
-            serde_json::json!({"mediaType": media_type, "digest": sha256(bytes), "size": bytes.len()})
-        };
+        let descriptor = |media_type: &str, bytes: &[u8]| serde_json::json!({"mediaType": media_type, "digest": sha256(bytes), "size": bytes.len()});
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -234,6 +238,76 @@ impl TestImage {
         let blob = self.blobs.get(digest)?;
         Some(reply(200, &[], blob.clone()))
     }
+}
+
+/// An answer ready now, as handlers return them.
+pub fn now(response: Response) -> BoxFuture<'static, Response> {
+    futures::future::ready(response).boxed()
+}
+
+/// Documents by digest, and the one the tag `1` names.
+pub struct Documents {
+    pub by_digest: std::collections::HashMap<String, (String, Vec<u8>)>,
+    pub top: String,
+}
+
+pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+pub fn index_of(children: &[(&str, &[u8])], times: usize) -> Vec<u8> {
+    let manifests: Vec<serde_json::Value> = children
+        .iter()
+        .flat_map(|(media_type, bytes)| {
+            std::iter::repeat_n(
+                serde_json::json!({"mediaType": media_type, "digest": sha256(bytes), "size": bytes.len()}),
+                times,
+            )
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests,
+    }))
+    .unwrap()
+}
+
+/// Indexes `levels` deep above the image's manifest, each listing the one below `times`
+/// times.
+pub fn nested(image: &TestImage, levels: usize, times: usize) -> Documents {
+    let mut by_digest = std::collections::HashMap::new();
+    by_digest.insert(
+        image.manifest_digest.clone(),
+        (MANIFEST.to_string(), image.manifest.clone()),
+    );
+    let (mut below, mut below_type) = (image.manifest.clone(), MANIFEST);
+    for _ in 0..levels {
+        let index = index_of(&[(below_type, &below)], times);
+        by_digest.insert(sha256(&index), (INDEX.to_string(), index.clone()));
+        (below, below_type) = (index, INDEX);
+    }
+    Documents {
+        by_digest,
+        top: sha256(&below),
+    }
+}
+
+pub fn serve_documents(server: &Scripted, image: Arc<TestImage>, documents: Documents) {
+    server.script(move |seen: Seen| {
+        let path = seen.path();
+        if let Some(reference) = path.split("/manifests/").nth(1) {
+            let digest = if reference == "1" {
+                &documents.top
+            } else {
+                &reference.to_string()
+            };
+            return now(match documents.by_digest.get(digest) {
+                Some((media_type, bytes)) => {
+                    reply(200, &[("content-type", media_type.as_str())], bytes.clone())
+                }
+                None => reply(404, &[], ""),
+            });
+        }
+        now(image.serve(&seen).unwrap_or_else(|| reply(200, &[], "")))
+    });
 }
 
 /// Run `cmd` and wait at most `limit` for it: a command still running then is killed and

@@ -158,8 +158,13 @@ pub(super) async fn fetch_token(
         token: Option<String>,
         access_token: Option<String>,
     }
-    let body = read_capped(response, TOKEN_LIMIT, &realm_host, &format!("its answer to {action}"))
-        .await?;
+    let body = read_capped(
+        response,
+        TOKEN_LIMIT,
+        &realm_host,
+        &format!("its answer to {action}"),
+    )
+    .await?;
     let parsed: TokenResponse =
         serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
             host: host.to_string(),

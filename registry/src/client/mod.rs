@@ -20,12 +20,12 @@ use reqwest::{RequestBuilder, Response, StatusCode, Url, header};
 
 pub use auth::Access;
 use auth::HostAuth;
-use origin::Origin;
 pub use bodies::{ERROR_LIMIT, MANIFEST_LIMIT, TOKEN_LIMIT, failure};
 pub use challenge::Challenge;
 pub use credentials::{Credentials, DockerConfig};
 pub use error::{ClientError, Result, check_blob};
 pub use known_blobs::KnownBlobs;
+use origin::Origin;
 pub use repository::{BlobBody, ManifestResponse, OnBytes, PushOutcome, Repository, UploadStart};
 pub use timeouts::MIN_SPEED;
 
@@ -215,8 +215,7 @@ impl Client {
                 Err(_) => {
                     return Err(ClientError::Timeout {
                         host: host.to_string(),
-                        detail: "no answer to GET /v2/ (--connect-timeout, --read-timeout)"
-                            .into(),
+                        detail: "no answer to GET /v2/ (--connect-timeout, --read-timeout)".into(),
                     });
                 }
             }

@@ -51,7 +51,9 @@ pub(super) fn check_scheme(url: &Url, host: &str, action: &str) -> Result<()> {
         other => Err(ClientError::Protocol {
             host: host.to_string(),
             action: action.to_string(),
-            detail: format!("it named the URL {url}; kiln follows only http and https URLs, not {other}:"),
+            detail: format!(
+                "it named the URL {url}; kiln follows only http and https URLs, not {other}:"
+            ),
         }),
     }
 }
@@ -107,14 +109,20 @@ mod tests {
     #[test]
     fn locations_resolve_and_other_schemes_are_refused() {
         let r = |l| resolve("http://h:1", l, "h:1", "POST");
-        assert_eq!(r("/v2/a/blobs/uploads/x").unwrap(), "http://h:1/v2/a/blobs/uploads/x");
+        assert_eq!(
+            r("/v2/a/blobs/uploads/x").unwrap(),
+            "http://h:1/v2/a/blobs/uploads/x"
+        );
         assert_eq!(r("v2/a/u?x=1").unwrap(), "http://h:1/v2/a/u?x=1");
         assert_eq!(
             r("https://other/x?_state=1").unwrap(),
             "https://other/x?_state=1"
         );
         let err = r("ftp://other/x").unwrap_err().to_string();
-        assert!(err.contains("ftp://other/x") && err.contains("only http and https"), "{err}");
+        assert!(
+            err.contains("ftp://other/x") && err.contains("only http and https"),
+            "{err}"
+        );
         assert!(r("file:///etc/passwd").is_err());
     }
 }

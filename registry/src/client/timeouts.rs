@@ -281,3 +281,80 @@ impl http_body::Body for Watched {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use http_body::Body as _;
+
+    use super::*;
+
+    fn watched(
+        stream: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
+        read: Duration,
+    ) -> Watched {
+        Watched {
+            inner: reqwest::Body::wrap_stream(stream),
+            read,
+            host: "registry.test".into(),
+            action: "GET blobs/x".into(),
+            idle_since: None,
+            mark: None,
+            window_waited: Duration::ZERO,
+            window_bytes: 0,
+            timer: Box::pin(tokio::time::sleep(read)),
+        }
+    }
+
+    /// Everything read, or the first error's text.
+    async fn drain(mut body: Watched, pause: Duration) -> std::result::Result<usize, String> {
+        let mut total = 0;
+        loop {
+            match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                Some(Ok(frame)) => total += frame.data_ref().map_or(0, |d| d.len()),
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Ok(total),
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dripping_body_is_stalled() {
+        let drip = futures::stream::iter(0..1000).then(|_| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(Bytes::from_static(b"x"))
+        });
+        let err = drain(watched(drip, Duration::from_millis(300)), Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("registry.test") && err.contains("stalled"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_body_stops() {
+        let silent = futures::stream::once(async { Ok(Bytes::from_static(b"head")) })
+            .chain(futures::stream::pending());
+        let err = drain(watched(silent, Duration::from_millis(300)), Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(err.contains("nothing for 0.3 s"), "{err}");
+    }
+
+    /// A reader slower than the timeout (a slow disk) is not a stalled registry: only
+    /// time spent waiting for bytes counts.
+    #[tokio::test]
+    async fn a_slow_reader_is_not_a_stall() {
+        let fast = futures::stream::iter((0..4).map(|_| Ok(Bytes::from(vec![0u8; 100]))));
+        let read = drain(
+            watched(fast, Duration::from_millis(100)),
+            Duration::from_millis(250),
+        )
+        .await
+        .unwrap();
+        assert_eq!(read, 400);
+    }
+}

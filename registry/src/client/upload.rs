@@ -275,14 +275,20 @@ impl Repository {
         }
         let put = "PUT blobs/uploads/<session>";
         let response = self
-            .call(&access, put, &what, &[StatusCode::CREATED], &|http, base| {
-                Ok(http
-                    .put(with_digest(
-                        &self.resolve(base, &location, put)?,
-                        &descriptor.digest,
-                    ))
-                    .header(header::CONTENT_LENGTH, 0))
-            })
+            .call(
+                &access,
+                put,
+                &what,
+                &[StatusCode::CREATED],
+                &|http, base| {
+                    Ok(http
+                        .put(with_digest(
+                            &self.resolve(base, &location, put)?,
+                            &descriptor.digest,
+                        ))
+                        .header(header::CONTENT_LENGTH, 0))
+                },
+            )
             .await?;
         drop(response);
         Ok(())
