@@ -3,7 +3,9 @@
 //! than the read timeout; the answer's body must not pause that long either, nor move
 //! slower than `MIN_SPEED` over any read timeout's worth of waiting (a blob that drips a
 //! byte a second never trips a plain idle timeout). Only time spent waiting on the network
-//! counts, so a slow disk behind the reader never looks like a stalled registry.
+//! counts, so a slow disk behind the reader never looks like a stalled registry, and an
+//! upload whose own source is slow (a disk, another registry) never looks like a registry
+//! that stopped reading.
 //!
 //! reqwest's own `read_timeout` is not used: it arms one timer for the whole request phase,
 //! so an upload that takes longer than the timeout to send would fail however fast it moved.
@@ -41,7 +43,10 @@ pub(super) async fn exchange(
     host: &str,
     action: &str,
 ) -> Result<Response> {
-    let activity = Arc::new(Mutex::new(Instant::now()));
+    let activity = Arc::new(Mutex::new(Activity {
+        last: Instant::now(),
+        producing: false,
+    }));
     if let Some(body) = request.body_mut().take() {
         *request.body_mut() = Some(reqwest::Body::wrap(Tracked {
             inner: body,
@@ -52,12 +57,17 @@ pub(super) async fn exchange(
     let sent = http.execute(request);
     tokio::pin!(sent);
     let response = loop {
-        let deadline = *activity.lock().expect("activity lock") + read;
+        let deadline = activity.lock().expect("activity lock").last + read;
         tokio::select! {
             answer = &mut sent => break answer.map_err(|e| ClientError::transport(host, &e))?,
             () = tokio::time::sleep_until(deadline) => {
-                let last = *activity.lock().expect("activity lock");
-                if last + read <= Instant::now() {
+                let now = Instant::now();
+                let mut activity = activity.lock().expect("activity lock");
+                if activity.producing {
+                    // The socket waits on the body's own source (a disk, another
+                    // registry, which has timeouts of its own): not this registry's delay.
+                    activity.last = now;
+                } else if activity.last + read <= now {
                     return Err(ClientError::Timeout {
                         host: host.to_string(),
                         detail: format!(
@@ -108,17 +118,29 @@ fn seconds(d: Duration) -> String {
     }
 }
 
+/// When a request last moved, and whether the socket is waiting for its body's source.
+struct Activity {
+    last: Instant,
+    producing: bool,
+}
+
 /// A request body that notes the time whenever the socket takes a piece of it.
 struct Tracked {
     inner: reqwest::Body,
     /// What is left of a piece larger than `PIECE`.
     rest: Option<Bytes>,
-    activity: Arc<Mutex<Instant>>,
+    activity: Arc<Mutex<Activity>>,
 }
 
 impl Tracked {
+    fn note(&self, producing: bool) {
+        let mut activity = self.activity.lock().expect("activity lock");
+        activity.last = Instant::now();
+        activity.producing = producing;
+    }
+
     fn piece(&mut self, mut data: Bytes) -> Frame<Bytes> {
-        *self.activity.lock().expect("activity lock") = Instant::now();
+        self.note(false);
         if data.len() > PIECE {
             self.rest = Some(data.split_off(PIECE));
         }
@@ -142,7 +164,14 @@ impl http_body::Body for Tracked {
                 Ok(data) => Poll::Ready(Some(Ok(self.piece(data)))),
                 Err(frame) => Poll::Ready(Some(Ok(frame))),
             },
-            other => other,
+            Poll::Pending => {
+                self.note(true);
+                Poll::Pending
+            }
+            other => {
+                self.note(false);
+                other
+            }
         }
     }
 
@@ -356,5 +385,36 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(read, 400);
+    }
+
+    /// An upload whose source pauses longer than the read timeout is not a registry that
+    /// stopped reading: the registry waits on kiln then.
+    #[tokio::test]
+    async fn a_slow_upload_source_is_not_a_silent_registry() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/upload",
+            axum::routing::put(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        );
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let source = futures::stream::iter(0..2).then(|n| async move {
+            if n == 1 {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+            }
+            Ok::<_, std::io::Error>(Bytes::from(vec![0u8; 1000]))
+        });
+        let http = reqwest::Client::new();
+        let request = http
+            .put(format!("http://{addr}/upload"))
+            .body(reqwest::Body::wrap_stream(source))
+            .build()
+            .unwrap();
+        let read = Duration::from_millis(300);
+        let response = exchange(&http, request, read, "registry.test", "PUT /upload")
+            .await
+            .unwrap();
+        assert_eq!(response.text().await.unwrap(), "2000");
+        server.abort();
     }
 }
