@@ -557,6 +557,43 @@ fn index_fan_out_is_read_once_and_bounded() {
     assert!(stderr.contains("at most 1000"), "{stderr}");
     assert_eq!(a.count("GET", "/manifests/"), 1);
 
+    // An index listing 600 manifests and an index of 600 more: the bound is for the whole
+    // copy, so the inner index is refused before its children are read.
+    let a = Scripted::new();
+    let mut by_digest = std::collections::HashMap::new();
+    let manifests: Vec<Vec<u8>> = (0..1200)
+        .map(|n| {
+            let mut m: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+            m["annotations"] = serde_json::json!({"n": n.to_string()});
+            serde_json::to_vec(&m).unwrap()
+        })
+        .collect();
+    for m in &manifests {
+        by_digest.insert(sha256(m), (MANIFEST.to_string(), m.clone()));
+    }
+    let listed: Vec<(&str, &[u8])> = manifests.iter().map(|m| (MANIFEST, m.as_slice())).collect();
+    let inner = index_of(&listed[600..], 1);
+    by_digest.insert(sha256(&inner), (INDEX.to_string(), inner.clone()));
+    let mut outer = vec![(INDEX, inner.as_slice())];
+    outer.extend_from_slice(&listed[..600]);
+    let top = index_of(&outer, 1);
+    by_digest.insert(sha256(&top), (INDEX.to_string(), top.clone()));
+    let documents = Documents {
+        by_digest,
+        top: sha256(&top),
+    };
+    serve_documents(&a, image.clone(), documents);
+    let stderr = failed(
+        &copy(&a.addr, "wider"),
+        "copy of 1200 manifests in two indexes",
+    );
+    assert!(stderr.contains("at most 1000"), "{stderr}");
+    assert_eq!(
+        a.count("GET", "/manifests/"),
+        2,
+        "the top index and the inner one"
+    );
+
     // Nested 10 deep.
     let a = Scripted::new();
     serve_documents(&a, image.clone(), nested(&image, 10, 1));

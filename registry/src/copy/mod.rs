@@ -165,9 +165,11 @@ struct Plan {
     blobs: Vec<Descriptor>,
     seen: HashSet<Digest>,
     documents: Vec<Document>,
-    /// Documents read so far (or about to be), and their bytes.
-    fetched: HashSet<Digest>,
-    fetched_bytes: u64,
+    /// Documents read so far.
+    read: HashSet<Digest>,
+    /// Documents read or to be read (their indexes passed `bound`), and their bytes.
+    planned: HashSet<Digest>,
+    planned_bytes: u64,
 }
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -192,8 +194,10 @@ impl Plan {
                 }
                 .into());
             }
-            self.fetched.insert(digest.clone());
-            self.fetched_bytes += document.bytes.len() as u64;
+            self.read.insert(digest.clone());
+            if self.planned.insert(digest.clone()) {
+                self.planned_bytes += document.bytes.len() as u64;
+            }
             let kind = spec::document_kind(
                 &document.bytes,
                 Some(&document.descriptor.media_type),
@@ -234,7 +238,7 @@ impl Plan {
                     // same ones again): each is read once.
                     self.bound(&what, &index.manifests)?;
                     for child in &index.manifests {
-                        if self.fetched.contains(&child.digest) {
+                        if self.read.contains(&child.digest) {
                             continue;
                         }
                         let child = fetch_document(source, child).await?;
@@ -249,25 +253,23 @@ impl Plan {
             Ok(descriptor)
         })
     }
-}
 
-impl Plan {
-    /// Refuse an index before reading its children when they would take the copy past
-    /// `MAX_DOCUMENTS` or `MAX_DOCUMENT_BYTES` (by the sizes their descriptors declare;
-    /// `fetch_document` holds each to its declared size).
+    /// Plan an index's children, or refuse the index before any is read when they would
+    /// take the copy past `MAX_DOCUMENTS` or `MAX_DOCUMENT_BYTES` (by the sizes their
+    /// descriptors declare; `fetch_document` holds each to its declared size).
     fn bound<'d>(
-        &self,
+        &mut self,
         what: &str,
-        children: impl IntoIterator<Item = &'d Descriptor>,
+        children: impl IntoIterator<Item = &'d Descriptor> + Clone,
     ) -> Result<()> {
         let mut new = HashSet::new();
-        let mut bytes = self.fetched_bytes;
-        for child in children {
-            if !self.fetched.contains(&child.digest) && new.insert(&child.digest) {
+        let mut bytes = self.planned_bytes;
+        for child in children.clone() {
+            if !self.planned.contains(&child.digest) && new.insert(&child.digest) {
                 bytes = bytes.saturating_add(child.size);
             }
         }
-        let count = self.fetched.len() + new.len();
+        let count = self.planned.len() + new.len();
         let detail = if count > MAX_DOCUMENTS {
             format!(
                 "it would take the copy to {count} manifests and indexes; kiln reads at most \
@@ -280,6 +282,10 @@ impl Plan {
                 MAX_DOCUMENT_BYTES >> 20
             )
         } else {
+            for child in children {
+                self.planned.insert(child.digest.clone());
+            }
+            self.planned_bytes = bytes;
             return Ok(());
         };
         Err(kiln_store::Error::BadImage {
