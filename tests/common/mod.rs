@@ -5,6 +5,7 @@
 
 pub mod docker;
 pub mod http;
+pub mod scripted;
 pub mod servers;
 pub mod token;
 

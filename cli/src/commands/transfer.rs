@@ -1,6 +1,6 @@
 //! What `pull`, `push` and `copy` share: registry flags, the client, the copy itself.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result};
 use kiln_registry::{
@@ -31,6 +31,27 @@ pub struct RegistryFlags {
     /// Credentials file [default: $DOCKER_CONFIG/config.json or ~/.docker/config.json]
     #[arg(long, value_name = "FILE", env = "KILN_AUTHFILE")]
     pub authfile: Option<PathBuf>,
+
+    /// Give up on connecting to a registry (TCP and TLS) after this long
+    #[arg(long, value_name = "DURATION", env = "KILN_CONNECT_TIMEOUT", default_value = "30s",
+          value_parser = parse_timeout)]
+    pub connect_timeout: Duration,
+
+    /// Give up on a request when nothing moves for this long (no answer, no byte of it,
+    /// the upload not taken), or when an answer moves slower than 1 KiB/s over this much
+    /// waiting
+    #[arg(long, value_name = "DURATION", env = "KILN_READ_TIMEOUT", default_value = "60s",
+          value_parser = parse_timeout)]
+    pub read_timeout: Duration,
+}
+
+/// `30s`, `2m`, `500ms`: humantime's durations, not zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err(format!("{text:?}: a timeout must be longer than zero")),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{text:?} is not a duration like 30s or 2m: {e}")),
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -98,6 +119,8 @@ pub fn client_options(flags: &RegistryFlags, hosts: &[&str]) -> Result<ClientOpt
             .authfile
             .clone()
             .unwrap_or_else(DockerConfig::default_path),
+        connect_timeout: flags.connect_timeout,
+        read_timeout: flags.read_timeout,
         ..ClientOptions::default()
     })
 }
@@ -169,5 +192,14 @@ mod tests {
         assert_eq!(parse_size("100"), Ok(100));
         assert!(parse_size("0").is_err());
         assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn timeouts() {
+        use std::time::Duration;
+        assert_eq!(super::parse_timeout("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(super::parse_timeout("1m"), Ok(Duration::from_secs(60)));
+        assert!(super::parse_timeout("0s").is_err());
+        assert!(super::parse_timeout("soon").is_err());
     }
 }

@@ -2,12 +2,16 @@
 //! challenge's realm and cached per scope (the Docker token flow), dropped and fetched
 //! again when the registry refuses them.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::StatusCode;
 
-use super::{ClientError, Credentials, Result, error_message};
+use super::{
+    ClientError, Credentials, Result,
+    bodies::{TOKEN_LIMIT, error_message, read_capped},
+    origin, timeouts,
+};
 
 /// What a request needs: pull (and maybe push) on a repository, and pull on the
 /// repository a blob is mounted from.
@@ -91,9 +95,11 @@ impl HostAuth {
 }
 
 /// `GET realm?service=…&scope=…` with Basic credentials when we have them (anonymous
-/// otherwise); the answer carries `token` or `access_token`.
+/// otherwise); the answer carries `token` or `access_token`. The realm is the one `host`
+/// itself named (as docker does, it may be on another host); only http and https.
 pub(super) async fn fetch_token(
     http: &reqwest::Client,
+    read_timeout: Duration,
     host: &str,
     realm: &str,
     service: Option<&str>,
@@ -110,24 +116,29 @@ pub(super) async fn fetch_token(
     if let Some(c) = credentials {
         query.push(("account", &c.username));
     }
-    let mut request = http.get(realm).query(&query);
+    let action = format!("a token request to {realm}");
+    let url = reqwest::Url::parse(realm).map_err(|e| ClientError::Protocol {
+        host: host.to_string(),
+        action: action.clone(),
+        detail: format!("the realm is not a URL: {e}"),
+    })?;
+    origin::check_scheme(&url, host, &action)?;
+    let realm_host = origin::host_of(&url);
+    let mut request = http.get(url).query(&query);
     if let Some(c) = credentials {
         request = request.basic_auth(&c.username, Some(&c.password));
     }
-    let response = request.send().await.map_err(|e| {
-        let realm_host = reqwest::Url::parse(realm)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_else(|| realm.to_string());
-        ClientError::transport(&realm_host, &e)
-    })?;
+    let request = request
+        .build()
+        .map_err(|e| ClientError::Usage(format!("{action}: {e}")))?;
+    let response = timeouts::exchange(http, request, read_timeout, &realm_host, &action).await?;
     let status = response.status();
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         return Err(ClientError::Unauthorized {
             host: host.to_string(),
             message: format!(
                 "the token service refused: {}",
-                error_message(response).await
+                error_message(response, &realm_host, &action).await?
             ),
             have_credentials: credentials.is_some(),
         });
@@ -135,8 +146,11 @@ pub(super) async fn fetch_token(
     if !status.is_success() {
         return Err(ClientError::Protocol {
             host: host.to_string(),
-            action: format!("a token request to {realm}"),
-            detail: format!("status {status}: {}", error_message(response).await),
+            action: action.clone(),
+            detail: format!(
+                "status {status}: {}",
+                error_message(response, &realm_host, &action).await?
+            ),
         });
     }
     #[derive(serde::Deserialize)]
@@ -144,14 +158,17 @@ pub(super) async fn fetch_token(
         token: Option<String>,
         access_token: Option<String>,
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| ClientError::transport(host, &e))?;
+    let body = read_capped(
+        response,
+        TOKEN_LIMIT,
+        &realm_host,
+        &format!("its answer to {action}"),
+    )
+    .await?;
     let parsed: TokenResponse =
         serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
             host: host.to_string(),
-            action: format!("a token request to {realm}"),
+            action: action.clone(),
             detail: format!("the answer is not a token document: {e}"),
         })?;
     parsed
@@ -160,7 +177,7 @@ pub(super) async fn fetch_token(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ClientError::Protocol {
             host: host.to_string(),
-            action: format!("a token request to {realm}"),
+            action,
             detail: "the answer holds no token".into(),
         })
 }

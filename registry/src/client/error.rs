@@ -15,6 +15,26 @@ pub enum ClientError {
     #[error("cannot reach {host}: {detail}")]
     Transport { host: String, detail: String },
 
+    #[error("timed out talking to {host}: {detail}")]
+    Timeout { host: String, detail: String },
+
+    #[error("{host} sent too much: {what} is larger than {limit}, kiln stopped reading")]
+    TooMuch {
+        host: String,
+        what: String,
+        limit: String,
+    },
+
+    #[error(
+        "{host} sent kiln to {other} for {action}, and {other} asks for credentials: kiln \
+         sends the credentials for {host} only to {host} (and the token service it names)"
+    )]
+    ForeignCredentials {
+        host: String,
+        other: String,
+        action: String,
+    },
+
     #[error("{host}: authentication required{}: {message}", hint(.have_credentials))]
     Unauthorized {
         host: String,
@@ -129,6 +149,12 @@ impl ClientError {
         if let Some(found) = blob_check_in(err) {
             return found;
         }
+        if err.is_connect() && err.is_timeout() {
+            return ClientError::Timeout {
+                host: host.to_string(),
+                detail: "no connection within the connect timeout (--connect-timeout)".into(),
+            };
+        }
         if refused {
             return ClientError::Refused {
                 host: host.to_string(),
@@ -159,7 +185,7 @@ impl ClientError {
     /// Worth trying again on a fresh connection (a dropped or reset transfer)?
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Transport { .. } => true,
+            ClientError::Transport { .. } | ClientError::Timeout { .. } => true,
             ClientError::Status { status, .. } => *status >= 500,
             _ => false,
         }
@@ -167,7 +193,8 @@ impl ClientError {
 }
 
 /// A digest or size check that failed inside a request body (a blob streamed from one
-/// registry to another) comes back wrapped in reqwest's error; find it.
+/// registry to another), or a timeout inside a response body, comes back wrapped in
+/// reqwest's error; find it.
 fn blob_check_in(err: &reqwest::Error) -> Option<ClientError> {
     let mut source: Option<&dyn std::error::Error> = Some(err);
     while let Some(e) = source {
@@ -194,6 +221,12 @@ fn blob_check_in(err: &reqwest::Error) -> Option<ClientError> {
                     origin: origin.clone(),
                     expected: *expected,
                     actual: *actual,
+                });
+            }
+            Some(ClientError::Timeout { host, detail }) => {
+                return Some(ClientError::Timeout {
+                    host: host.clone(),
+                    detail: detail.clone(),
                 });
             }
             _ => source = e.source(),

@@ -4,24 +4,30 @@
 //! failure to an error a user can act on. `Repository` holds the per-repository calls.
 
 mod auth;
+mod bodies;
 mod challenge;
 mod credentials;
 mod error;
 mod known_blobs;
+mod origin;
 mod repository;
+mod timeouts;
 mod upload;
 
 use std::{collections::HashMap, path::PathBuf, sync::Mutex, time::Duration};
 
-use reqwest::{RequestBuilder, Response, StatusCode, header};
+use reqwest::{RequestBuilder, Response, StatusCode, Url, header};
 
 pub use auth::Access;
 use auth::HostAuth;
+pub use bodies::{ERROR_LIMIT, MANIFEST_LIMIT, TOKEN_LIMIT, failure};
 pub use challenge::Challenge;
 pub use credentials::{Credentials, DockerConfig};
 pub use error::{ClientError, Result, check_blob};
 pub use known_blobs::KnownBlobs;
+use origin::Origin;
 pub use repository::{BlobBody, ManifestResponse, OnBytes, PushOutcome, Repository, UploadStart};
+pub use timeouts::MIN_SPEED;
 
 /// Docker Hub's API lives on another host than the name users type.
 const DOCKER_HUB_HOST: &str = "registry-1.docker.io";
@@ -43,6 +49,12 @@ pub struct ClientOptions {
     pub chunk_size: u64,
     /// Attempts per blob (and per chunk) before a transfer gives up.
     pub attempts: u32,
+    /// How long a connection (TCP and TLS) may take.
+    pub connect_timeout: Duration,
+    /// The longest a request may go without progress: its body not taken, no answer, no
+    /// byte of the answer's body; a body moving slower than `MIN_SPEED` over this much
+    /// waiting is stalled too.
+    pub read_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -54,6 +66,8 @@ impl Default for ClientOptions {
             auth_file: DockerConfig::default_path(),
             chunk_size: 128 << 20,
             attempts: 4,
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -132,7 +146,7 @@ impl Client {
             ca_certs.extend(certs);
         }
         let config = DockerConfig::load(&options.auth_file)?;
-        let unverified = base_builder()
+        let unverified = base_builder(&options)
             .danger_accept_invalid_certs(true)
             .tls_built_in_root_certs(false);
         Ok(Client {
@@ -174,7 +188,7 @@ impl Client {
         if let Some(client) = self.verified.get() {
             return Ok(client);
         }
-        let mut builder = base_builder();
+        let mut builder = base_builder(&self.options);
         for cert in &self.ca_certs {
             builder = builder.add_root_certificate(cert.clone());
         }
@@ -189,11 +203,21 @@ impl Client {
         }
         let https = format!("https://{host}");
         let base = if self.is_insecure(host) {
-            // Docker's rule: try TLS (unverified), fall back to plain HTTP.
-            match self.unverified.get(format!("{https}/v2/")).send().await {
-                Ok(_) => https,
-                Err(e) if e.is_connect() && !is_refused(&e) => format!("http://{host}"),
-                Err(e) => return Err(ClientError::transport(host, &e)),
+            // Docker's rule: try TLS (unverified), fall back to plain HTTP. A TLS handshake
+            // that times out falls back too (a plain HTTP server may wait for a request line
+            // that a ClientHello never ends); an answer that never comes is an error.
+            let probe = self.unverified.get(format!("{https}/v2/")).send();
+            let bound = self.options.connect_timeout + self.options.read_timeout;
+            match tokio::time::timeout(bound, probe).await {
+                Ok(Ok(_)) => https,
+                Ok(Err(e)) if e.is_connect() && !is_refused(&e) => format!("http://{host}"),
+                Ok(Err(e)) => return Err(ClientError::transport(host, &e)),
+                Err(_) => {
+                    return Err(ClientError::Timeout {
+                        host: host.to_string(),
+                        detail: "no answer to GET /v2/ (--connect-timeout, --read-timeout)".into(),
+                    });
+                }
             }
         } else {
             https
@@ -208,26 +232,55 @@ impl Client {
     }
 
     /// Send a request built by `build` (called again for the retry, so bodies must be
-    /// rebuildable), answering one authentication challenge on the way.
+    /// rebuildable), answering one authentication challenge on the way. `action` names the
+    /// request in errors. Credentials go only to `host`'s own origin (see `origin`).
     pub async fn send(
         &self,
         host: &str,
         access: &Access,
+        action: &str,
         build: &(dyn Fn(&reqwest::Client, &str) -> Result<RequestBuilder> + Sync),
     ) -> Result<Response> {
         let base = self.base(host).await?;
+        let registry = Origin::of(&Url::parse(&base).map_err(|e| ClientError::Protocol {
+            host: host.to_string(),
+            action: action.to_string(),
+            detail: format!("{base} is not a URL: {e}"),
+        })?);
         let http = self.http(host)?;
         let mut challenged = false;
         loop {
-            let mut request = build(http, &base)?;
-            if let Some(value) = self.host_state(host, |s| s.auth.header(access)) {
-                request = request.header(header::AUTHORIZATION, value);
+            let mut request = build(http, &base)?
+                .build()
+                .map_err(|e| ClientError::Usage(format!("{action} to {host}: {e}")))?;
+            origin::check_scheme(request.url(), host, action)?;
+            if registry.holds(request.url())
+                && let Some(value) = self.host_state(host, |s| s.auth.header(access))
+            {
+                let mut value =
+                    header::HeaderValue::try_from(value).map_err(|_| ClientError::Protocol {
+                        host: host.to_string(),
+                        action: action.to_string(),
+                        detail: "its token cannot be sent in a header".into(),
+                    })?;
+                value.set_sensitive(true);
+                request.headers_mut().insert(header::AUTHORIZATION, value);
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| ClientError::transport(host, &e))?;
-            if response.status() != StatusCode::UNAUTHORIZED || challenged {
+            let read = self.options.read_timeout;
+            let response = timeouts::exchange(http, request, read, host, action).await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            // A 401 from elsewhere (an upload Location, a redirect) is never answered with
+            // this registry's credentials, nor with a token from a realm that host names.
+            if !registry.holds(response.url()) {
+                return Err(ClientError::ForeignCredentials {
+                    host: host.to_string(),
+                    other: origin::host_of(response.url()),
+                    action: action.to_string(),
+                });
+            }
+            if challenged {
                 return Ok(response);
             }
             challenged = true;
@@ -265,6 +318,7 @@ impl Client {
             } => {
                 let token = auth::fetch_token(
                     self.http(host)?,
+                    self.options.read_timeout,
                     host,
                     &realm,
                     service.as_deref(),
@@ -285,10 +339,11 @@ fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client> {
         .map_err(|e| ClientError::Usage(format!("setting up HTTP: {e}")))
 }
 
-fn base_builder() -> reqwest::ClientBuilder {
+fn base_builder(options: &ClientOptions) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(30))
+        .connect_timeout(options.connect_timeout)
+        .redirect(origin::redirect_policy())
         .tcp_nodelay(true)
 }
 
@@ -301,78 +356,6 @@ fn host_name(host: &str) -> &str {
 
 fn is_refused(err: &reqwest::Error) -> bool {
     matches!(ClientError::transport("", err), ClientError::Refused { .. })
-}
-
-/// The registry's own words for a failed response: the OCI error body's codes and
-/// messages, or the start of whatever text it sent.
-pub async fn error_message(response: Response) -> String {
-    let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<OciError>,
-    }
-    #[derive(serde::Deserialize)]
-    struct OciError {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    if let Ok(errors) = serde_json::from_slice::<Errors>(&body)
-        && !errors.errors.is_empty()
-    {
-        return errors
-            .errors
-            .iter()
-            .map(|e| match (e.code.is_empty(), e.message.is_empty()) {
-                (false, false) => format!("{}: {}", e.code, e.message),
-                (false, true) => e.code.clone(),
-                _ => e.message.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-    }
-    let text = String::from_utf8_lossy(&body);
-    let text = text.trim();
-    if text.is_empty() || text.len() > 300 || text.starts_with('<') {
-        status
-            .canonical_reason()
-            .unwrap_or("no message")
-            .to_string()
-    } else {
-        text.to_string()
-    }
-}
-
-/// Map a response that is not what `action` wanted to the matching error.
-pub async fn failure(host: &str, action: &str, what: &str, response: Response) -> ClientError {
-    let status = response.status();
-    let message = error_message(response).await;
-    let host = host.to_string();
-    match status {
-        StatusCode::UNAUTHORIZED => ClientError::Unauthorized {
-            host,
-            message,
-            have_credentials: false,
-        },
-        StatusCode::FORBIDDEN => ClientError::Denied {
-            host,
-            what: what.to_string(),
-            message,
-        },
-        StatusCode::NOT_FOUND => ClientError::NotFound {
-            host,
-            what: what.to_string(),
-            message,
-        },
-        _ => ClientError::Status {
-            host,
-            action: action.to_string(),
-            status: status.as_u16(),
-            message,
-        },
-    }
 }
 
 #[cfg(test)]

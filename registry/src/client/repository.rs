@@ -3,14 +3,13 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use futures::StreamExt;
 use kiln_store::{Descriptor, Digest, Reference, media_type};
 use reqwest::{RequestBuilder, Response, StatusCode, header};
 
-use super::{Access, Client, ClientError, Result, api_host, failure};
-
-/// Registries refuse manifests over 4 MiB; so do we, rather than read without end.
-pub const MANIFEST_LIMIT: usize = 4 << 20;
+use super::{
+    Access, Client, ClientError, Result, api_host,
+    bodies::{MANIFEST_LIMIT, failure, read_capped},
+};
 
 const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.oci.image.manifest.v1+json, \
@@ -92,7 +91,7 @@ impl Repository {
         ok: &[StatusCode],
         build: &(dyn Fn(&reqwest::Client, &str) -> Result<RequestBuilder> + Sync),
     ) -> Result<Response> {
-        let response = self.client.send(&self.host, access, build).await?;
+        let response = self.client.send(&self.host, access, action, build).await?;
         if ok.contains(&response.status()) {
             return Ok(response);
         }
@@ -110,7 +109,7 @@ impl Repository {
     pub async fn ping(client: &Client, host: &str) -> Result<()> {
         let access = Access::pull("");
         let response = client
-            .send(host, &access, &|http, base| {
+            .send(host, &access, "GET /v2/", &|http, base| {
                 Ok(http.get(format!("{base}/v2/")))
             })
             .await?;
@@ -152,15 +151,7 @@ impl Repository {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let mut bytes = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(piece) = stream.next().await {
-            let piece = piece.map_err(|e| ClientError::transport(&self.host, &e))?;
-            if bytes.len() + piece.len() > MANIFEST_LIMIT {
-                return Err(self.protocol(&what, "the manifest is larger than 4 MiB"));
-            }
-            bytes.extend_from_slice(&piece);
-        }
+        let bytes = read_capped(response, MANIFEST_LIMIT, &self.host, &what).await?;
         let digest = Digest::of(&bytes);
         if let Ok(expected) = reference.parse::<Digest>()
             && expected != digest

@@ -153,7 +153,10 @@ impl Repository {
             &[StatusCode::CREATED],
             &|http, base| {
                 Ok(http
-                    .put(with_digest(&resolve(base, location), digest))
+                    .put(with_digest(
+                        &self.resolve(base, location, "PUT blobs/uploads/<session>")?,
+                        digest,
+                    ))
                     .header(header::CONTENT_TYPE, "application/octet-stream")
                     .header(header::CONTENT_LENGTH, size)
                     .body(body()?))
@@ -165,6 +168,11 @@ impl Repository {
 
     /// `PATCH` chunk after chunk with `Content-Range`; after a broken or refused chunk, ask
     /// the registry how much it holds (`GET` the session's `Range`) and go on from there.
+    ///
+    /// Bounded against a registry that answers 202 without keeping the bytes: a chunk that
+    /// does not move the offset is a failure, and the failure count is reset only when the
+    /// registry confirms more than it ever had, so every byte costs at most `attempts`
+    /// failures (each after a growing pause). A `Range` beyond what was sent is an error.
     async fn upload_chunked(
         &self,
         mut location: String,
@@ -179,9 +187,12 @@ impl Repository {
         let what = format!("upload session for {}", descriptor.digest);
         let access = Access::push(&self.name);
         let mut offset = 0;
+        // The most the registry ever said it holds, and the most kiln ever sent.
+        let (mut confirmed, mut sent_end) = (0, 0);
         let mut failures = 0;
         while offset < size {
             let len = chunk.min(size - offset);
+            sent_end = sent_end.max(offset + len);
             let sent = self
                 .call(
                     &access,
@@ -190,7 +201,7 @@ impl Repository {
                     &[StatusCode::ACCEPTED],
                     &|http, base| {
                         Ok(http
-                            .patch(resolve(base, &location))
+                            .patch(self.resolve(base, &location, action)?)
                             .header(header::CONTENT_TYPE, "application/octet-stream")
                             .header(header::CONTENT_LENGTH, len)
                             .header("content-range", format!("{offset}-{}", offset + len - 1))
@@ -198,26 +209,49 @@ impl Repository {
                     },
                 )
                 .await;
-            match sent {
+            let why = match sent {
                 Ok(response) => {
                     location = self.location(&response, action)?;
-                    offset = range_end(&response).unwrap_or(offset + len);
-                    failures = 0;
-                    continue;
+                    let end = range_end(&response).unwrap_or(offset + len);
+                    self.check_range(end, sent_end, descriptor, action)?;
+                    if end > offset {
+                        offset = end;
+                        if end > confirmed {
+                            confirmed = end;
+                            failures = 0;
+                        }
+                        continue;
+                    }
+                    // Accepted, yet the registry holds no more than before.
+                    Err(format!(
+                        "the registry accepted bytes {offset}-{} but holds only {end}",
+                        offset + len - 1
+                    ))
                 }
                 // 416: the registry holds a different amount than we thought; ask it.
-                Err(ClientError::Status { status: 416, .. }) => {}
-                Err(e) if e.is_retryable() => {}
+                Err(e @ ClientError::Status { status: 416, .. }) => Ok(e),
+                Err(e) if e.is_retryable() => Ok(e),
                 Err(e) => return Err(e),
-            }
+            };
             failures += 1;
             if failures >= attempts {
-                return Err(ClientError::Transport {
-                    host: self.host.clone(),
-                    detail: format!(
-                        "the upload of {} broke {failures} times in a row at byte {offset}",
-                        descriptor.digest
-                    ),
+                let detail = format!(
+                    "the upload of {} made no progress {failures} times in a row at byte \
+                     {offset} (last: {})",
+                    descriptor.digest,
+                    match &why {
+                        Ok(e) => e.to_string(),
+                        Err(text) => text.clone(),
+                    }
+                );
+                // A network that keeps breaking may do better with a new upload; a
+                // registry that keeps dropping what it accepted will not.
+                return Err(match why {
+                    Ok(_) => ClientError::Transport {
+                        host: self.host.clone(),
+                        detail,
+                    },
+                    Err(_) => self.protocol(action, &detail),
                 });
             }
             tokio::time::sleep(backoff(failures)).await;
@@ -237,22 +271,54 @@ impl Repository {
                 }
                 Err(e) => return Err(e),
             };
+            self.check_range(offset, sent_end, descriptor, "GET blobs/uploads/<session>")?;
         }
+        let put = "PUT blobs/uploads/<session>";
         let response = self
             .call(
                 &access,
-                "PUT blobs/uploads/<session>",
+                put,
                 &what,
                 &[StatusCode::CREATED],
                 &|http, base| {
                     Ok(http
-                        .put(with_digest(&resolve(base, &location), &descriptor.digest))
+                        .put(with_digest(
+                            &self.resolve(base, &location, put)?,
+                            &descriptor.digest,
+                        ))
                         .header(header::CONTENT_LENGTH, 0))
                 },
             )
             .await?;
         drop(response);
         Ok(())
+    }
+
+    /// A registry cannot hold more of a blob than kiln sent it: saying so is an error, not
+    /// a reason to skip the rest (and complete an upload that lacks it).
+    fn check_range(
+        &self,
+        end: u64,
+        sent: u64,
+        descriptor: &Descriptor,
+        action: &str,
+    ) -> Result<()> {
+        if end <= sent {
+            return Ok(());
+        }
+        Err(self.protocol(
+            action,
+            &format!(
+                "its Range says it holds {end} bytes of {}, but kiln sent only {sent}",
+                descriptor.digest
+            ),
+        ))
+    }
+
+    /// An upload `Location` as a URL: relative to the registry, or absolute (possibly on
+    /// another host, which then gets no credentials); never a scheme but http or https.
+    fn resolve(&self, base: &str, location: &str, action: &str) -> Result<String> {
+        super::origin::resolve(base, location, &self.host, action)
     }
 
     /// Where an upload stands: its next location and how many bytes the registry holds.
@@ -264,7 +330,7 @@ impl Repository {
                 action,
                 "upload session",
                 &[StatusCode::NO_CONTENT, StatusCode::OK],
-                &|http, base| Ok(http.get(resolve(base, location))),
+                &|http, base| Ok(http.get(self.resolve(base, location, action)?)),
             )
             .await?;
         let next = self
@@ -357,18 +423,6 @@ fn backoff(failures: u32) -> Duration {
     Duration::from_millis(100 << failures.min(5))
 }
 
-/// Upload locations may be absolute URLs (Distribution) or paths (kiln, the spec's
-/// examples).
-fn resolve(base: &str, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        location.to_string()
-    } else if location.starts_with('/') {
-        format!("{base}{location}")
-    } else {
-        format!("{base}/{location}")
-    }
-}
-
 fn with_digest(url: &str, digest: &Digest) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}digest={digest}")
@@ -390,15 +444,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locations_resolve_against_the_base() {
-        assert_eq!(
-            resolve("http://h:1", "/v2/a/blobs/uploads/x"),
-            "http://h:1/v2/a/blobs/uploads/x"
-        );
-        assert_eq!(
-            resolve("http://h:1", "https://other/x?_state=1"),
-            "https://other/x?_state=1"
-        );
+    fn the_digest_joins_the_query() {
         let d = Digest::of(b"");
         assert_eq!(
             with_digest("http://h/u?_state=s", &d),

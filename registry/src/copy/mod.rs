@@ -176,8 +176,16 @@ pub async fn copy(
     })
 }
 
-/// Everything one copy moves: blobs (configs and layers, once each) and documents,
-/// children before the indexes that list them.
+/// Indexes nest at most this deep below the top document.
+pub const MAX_DEPTH: usize = 8;
+/// Documents (manifests and indexes) one copy reads at most: a multi-platform image with
+/// attestations has a few dozen; an index that fans out further is refused, not walked.
+pub const MAX_DOCUMENTS: usize = 1000;
+/// Their bytes in all (each is at most 4 MiB, and all are held until the copy ends).
+pub const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
+
+/// Everything one copy moves: blobs (configs and layers, once each) and documents (each
+/// read once, however many indexes list it), children before the indexes that list them.
 #[derive(Default)]
 struct Plan {
     blobs: Vec<Descriptor>,
@@ -185,6 +193,11 @@ struct Plan {
     documents: Vec<Document>,
     /// Every image manifest met, for the layer checks.
     images: Vec<Manifest>,
+    /// Documents read so far.
+    read: HashSet<Digest>,
+    /// Documents read or to be read (their indexes passed `bound`), and their bytes.
+    planned: HashSet<Digest>,
+    planned_bytes: u64,
 }
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -202,12 +215,16 @@ impl Plan {
         Box::pin(async move {
             let digest = document.descriptor.digest.clone();
             let what = format!("manifest {digest}");
-            if depth > 8 {
+            if depth > MAX_DEPTH {
                 return Err(kiln_store::Error::BadImage {
                     what,
-                    detail: "indexes nest more than 8 deep".into(),
+                    detail: format!("indexes nest more than {MAX_DEPTH} deep"),
                 }
                 .into());
+            }
+            self.read.insert(digest.clone());
+            if self.planned.insert(digest.clone()) {
+                self.planned_bytes += document.bytes.len() as u64;
             }
             let kind = spec::document_kind(
                 &document.bytes,
@@ -241,11 +258,18 @@ impl Plan {
                                     .unwrap_or_default()
                             ))
                         })?;
+                        self.bound(&what, [chosen])?;
                         let mut child = fetch_document(source, chosen).await?;
                         child.descriptor.platform = chosen.platform.clone();
                         return self.collect(source, child, options, depth + 1).await;
                     }
+                    // An index may list a child many times (and its children may list the
+                    // same ones again): each is read once.
+                    self.bound(&what, &index.manifests)?;
                     for child in &index.manifests {
+                        if self.read.contains(&child.digest) {
+                            continue;
+                        }
                         let child = fetch_document(source, child).await?;
                         self.collect(source, child, options, depth + 1).await?;
                     }
@@ -257,6 +281,47 @@ impl Plan {
             }
             Ok(descriptor)
         })
+    }
+
+    /// Plan an index's children, or refuse the index before any is read when they would
+    /// take the copy past `MAX_DOCUMENTS` or `MAX_DOCUMENT_BYTES` (by the sizes their
+    /// descriptors declare; `fetch_document` holds each to its declared size).
+    fn bound<'d>(
+        &mut self,
+        what: &str,
+        children: impl IntoIterator<Item = &'d Descriptor> + Clone,
+    ) -> Result<()> {
+        let mut new = HashSet::new();
+        let mut bytes = self.planned_bytes;
+        for child in children.clone() {
+            if !self.planned.contains(&child.digest) && new.insert(&child.digest) {
+                bytes = bytes.saturating_add(child.size);
+            }
+        }
+        let count = self.planned.len() + new.len();
+        let detail = if count > MAX_DOCUMENTS {
+            format!(
+                "it would take the copy to {count} manifests and indexes; kiln reads at most \
+                 {MAX_DOCUMENTS} per copy"
+            )
+        } else if bytes > MAX_DOCUMENT_BYTES {
+            format!(
+                "its manifests would take the copy to {bytes} bytes of manifests and indexes; \
+                 kiln reads at most {} MiB per copy",
+                MAX_DOCUMENT_BYTES >> 20
+            )
+        } else {
+            for child in children {
+                self.planned.insert(child.digest.clone());
+            }
+            self.planned_bytes = bytes;
+            return Ok(());
+        };
+        Err(kiln_store::Error::BadImage {
+            what: what.to_string(),
+            detail,
+        }
+        .into())
     }
 }
 
