@@ -22,8 +22,16 @@ pub async fn handle(
         .map_err(|e: kiln_store::Error| ApiError::DigestInvalid(e.to_string()).into_response())?;
     let storage = &registry.storage;
     let unknown = || ApiError::BlobUnknown(format!("{name}@{digest}")).into_response();
+    let linked = storage
+        .blob_linked(name, &digest)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()).into_response())?;
+    if !linked {
+        return Err(unknown());
+    }
     // A HEAD 200 tells a pushing client it may skip the upload and name the blob in its
-    // manifest: claim it against garbage collection first, and deny it while collected.
+    // manifest: claim it against garbage collection (after the link check, so unknown
+    // digests leave no marker), deny it while collected, and look for it after the claim.
     if request.method() == Method::HEAD
         && storage
             .claim_blob(&digest)
@@ -31,13 +39,6 @@ pub async fn handle(
             .map_err(|e| ApiError::Internal(e.to_string()).into_response())?
             == Claim::Collecting
     {
-        return Err(unknown());
-    }
-    let linked = storage
-        .blob_linked(name, &digest)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()).into_response())?;
-    if !linked {
         return Err(unknown());
     }
     match *request.method() {

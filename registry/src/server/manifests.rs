@@ -84,9 +84,10 @@ async fn get(
     accept: &[String],
 ) -> Result<Response, Response> {
     // A HEAD by digest tells the client the manifest exists (it may then name it in an
-    // index): claim it against garbage collection first.
+    // index): claim one that is there against garbage collection, then read it again.
     if head
         && let Ok(digest) = reference.parse::<Digest>()
+        && registry.storage.get_manifest(name, reference).await.is_ok()
         && registry
             .storage
             .claim_revision(name, &digest)

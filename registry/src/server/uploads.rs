@@ -98,19 +98,20 @@ pub async fn start(
     let params = query(&request);
     if let Some(mount) = params.get("mount") {
         let digest = digest_param(mount)?;
-        // A mount tells the client the blob is here: claim it against garbage collection
-        // first; one being collected is not mountable.
-        let claimed = storage.claim_blob(&digest).await.map_err(internal)? == Claim::Held;
         // Mount from `from` if it holds the blob; without `from`, from anywhere it exists.
-        let available = claimed
-            && match params.get("from") {
-                Some(from) => storage.blob_linked(from, &digest).await.map_err(internal)?,
-                None => storage
-                    .blob_size(&digest)
-                    .await
-                    .map_err(internal)?
-                    .is_some(),
-            };
+        let available = match params.get("from") {
+            Some(from) => storage.blob_linked(from, &digest).await.map_err(internal)?,
+            None => storage
+                .blob_size(&digest)
+                .await
+                .map_err(internal)?
+                .is_some(),
+        };
+        // A mount tells the client the blob is here: claim it against garbage collection
+        // (only a blob that is there, so unknown digests leave no marker); one being
+        // collected is not mountable, and the blob must still be there after the claim.
+        let available =
+            available && storage.claim_blob(&digest).await.map_err(internal)? == Claim::Held;
         if available
             && storage
                 .blob_size(&digest)

@@ -193,3 +193,34 @@ async fn chunked_upload_with_its_error_cases() {
     let (status, _, _) = h.call("PATCH", &location, &[], b"x").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn only_blobs_that_are_there_are_claimed_against_gc() {
+    // HEADs and mounts of digests the registry does not hold must leave no claim marker
+    // behind: otherwise any reader could make the registry write a file per request.
+    let h = Harness::new();
+    let held = h.blob("a", b"held").await;
+    let missing = Digest::of(b"missing");
+    let (status, _, _) = h
+        .call("HEAD", &format!("/v2/a/blobs/{missing}"), &[], b"")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = h
+        .call(
+            "POST",
+            &format!("/v2/b/blobs/uploads/?mount={missing}&from=a"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "not mountable: an upload");
+    let told = h._dir.path().join("r/gc/told/blobs/sha256");
+    let marker = |d: &Digest| told.join(&d.hex()[..2]).join(d.hex());
+    assert!(!marker(&missing).exists());
+
+    let (status, _, _) = h
+        .call("HEAD", &format!("/v2/a/blobs/{held}"), &[], b"")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(marker(&held).exists(), "a HEAD 200 is a claim");
+}
