@@ -234,3 +234,30 @@ fn outline_shows_stages_steps_and_args() {
     assert!(text.contains("needs: build (stage 0)"), "{text}");
     assert!(text.contains("   6  COPY --from=build /app /app"), "{text}");
 }
+
+#[test]
+fn copy_words_are_unquoted_one_by_one_after_the_whitespace_split() {
+    let p = ok(
+        "FROM a\nARG F=x\nCOPY \"$F\" 'b' c\\ /d/\nEXPOSE \"80\"/tcp '443'\n",
+        &[],
+    );
+    assert_eq!(steps(&p, 0)[1], "COPY x b c /d/");
+    assert_eq!(steps(&p, 0)[2], "EXPOSE 80/tcp 443");
+    // A quoted path with a space is two words, each with an unbalanced quote: BuildKit's
+    // error, pointing at the first word.
+    for (text, column, quote) in [
+        ("FROM a\nCOPY \"a b\" /d\n", 6, "double"),
+        ("FROM a\nADD \\conf\\\\\" /.znc\n", 5, "double"),
+        ("FROM a\nEXPOSE '80 443'\n", 8, "single"),
+        ("FROM a\nVOLUME \"/a b\"\n", 8, "double"),
+    ] {
+        let e = plan_of(text, &[], None).unwrap_err();
+        assert!(
+            e.message.contains(&format!(
+                "unexpected end of statement while looking for matching {quote}-quote"
+            )),
+            "{e}"
+        );
+        assert_eq!((e.line, e.column), (2, column), "{e}");
+    }
+}
