@@ -473,11 +473,7 @@ fn pairs(
 }
 
 /// A JSON array with something other than strings in it.
-fn not_strings(
-    err: &dyn Fn(usize, String) -> ParseError,
-    offset: usize,
-    name: &str,
-) -> ParseError {
+fn not_strings(err: &dyn Fn(usize, String) -> ParseError, offset: usize, name: &str) -> ParseError {
     err(
         offset,
         format!(

@@ -97,7 +97,10 @@ fn a_doubled_escape_at_the_end_is_no_continuation() {
             value: "trailing\\\\".into()
         }])
     );
-    assert_eq!((d.instructions[2].keyword, d.instructions[2].line), (Keyword::Run, 3));
+    assert_eq!(
+        (d.instructions[2].keyword, d.instructions[2].line),
+        (Keyword::Run, 3)
+    );
     let d = ok("# escape=`\nFROM a\nRUN a``\nRUN b\n");
     assert_eq!(d.instructions.len(), 3);
     assert_eq!(
@@ -205,10 +208,7 @@ fn exec_form_and_the_fall_back_to_shell_form() {
         );
     }
     // Instructions without a JSON form take such text as it is.
-    assert_eq!(
-        only("EXPOSE [1]").args,
-        Args::List(vec!["[1]".into()])
-    );
+    assert_eq!(only("EXPOSE [1]").args, Args::List(vec!["[1]".into()]));
 }
 
 #[test]

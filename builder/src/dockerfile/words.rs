@@ -188,12 +188,21 @@ mod tests {
     fn whitespace_words_ignore_quotes_and_escapes() {
         let w = split_whitespace("\"a b\"  /d", 5);
         assert_eq!(texts(&w), vec!["\"a", "b\"", "/d"]);
-        assert_eq!(w.iter().map(|w| w.offset).collect::<Vec<_>>(), vec![5, 8, 12]);
+        assert_eq!(
+            w.iter().map(|w| w.offset).collect::<Vec<_>>(),
+            vec![5, 8, 12]
+        );
         let w = split_whitespace(r#"\conf\\" /.znc"#, 0);
         assert_eq!(texts(&w), vec![r#"\conf\\""#, "/.znc"]);
-        assert_eq!(texts(&split_whitespace("a\\ b\t'c d'", 0)), vec!["a\\", "b", "'c", "d'"]);
+        assert_eq!(
+            texts(&split_whitespace("a\\ b\t'c d'", 0)),
+            vec!["a\\", "b", "'c", "d'"]
+        );
         // Only ASCII spaces separate, as in BuildKit; a no-break space is part of a word.
-        assert_eq!(texts(&split_whitespace("a\u{a0}b c", 0)), vec!["a\u{a0}b", "c"]);
+        assert_eq!(
+            texts(&split_whitespace("a\u{a0}b c", 0)),
+            vec!["a\u{a0}b", "c"]
+        );
         assert!(split_whitespace("  ", 0).is_empty());
     }
 }

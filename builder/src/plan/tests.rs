@@ -261,3 +261,55 @@ fn copy_words_are_unquoted_one_by_one_after_the_whitespace_split() {
         assert_eq!((e.line, e.column), (2, column), "{e}");
     }
 }
+
+#[test]
+fn outline_json_carries_what_the_text_outline_shows() {
+    let p = ok(
+        "ARG GO=1.22\nARG UNSET\nFROM --platform=$BUILDPLATFORM golang:$GO AS build\nARG VERSION=dev\nRUN go build\nFROM build AS test\nFROM scratch\nCOPY --from=build /app /app\n",
+        &[("VERSION", "1.0"), ("UNUSED", "x")],
+    );
+    let v = p.outline_json();
+    assert_eq!(v["target"], 2);
+    assert_eq!(v["target_label"], "stage 2");
+    let globals = v["global_args"].as_array().unwrap();
+    assert!(globals.contains(&serde_json::json!(
+        {"name": "GO", "value": "1.22", "source": "default"}
+    )));
+    assert!(globals.contains(&serde_json::json!(
+        {"name": "UNSET", "value": null, "source": "unset"}
+    )));
+    assert!(globals.contains(&serde_json::json!(
+        {"name": "TARGETPLATFORM", "value": "linux/arm64/v8", "source": "platform"}
+    )));
+    // Only the needed stages: build (0) and the target (2), not test (1).
+    let stages = v["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2);
+    let build = &stages[0];
+    assert_eq!(build["label"], "build (stage 0)");
+    assert_eq!(build["line"], 3);
+    assert_eq!(
+        build["base"],
+        serde_json::json!({"kind": "image", "image": "golang:1.22"})
+    );
+    assert_eq!(build["platform"], "linux/amd64");
+    assert_eq!(
+        build["args"][0],
+        serde_json::json!({"name": "VERSION", "value": "1.0", "source": "--build-arg"})
+    );
+    assert_eq!(build["steps"][1]["shell"], "go build");
+    assert_eq!(build["steps"][1]["triggered"], false);
+    let last = &stages[1];
+    assert_eq!(last["base"], serde_json::json!({"kind": "scratch"}));
+    assert_eq!(last["needs"], serde_json::json!([0]));
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("UNUSED not consumed")
+    );
+    let p = ok("FROM a AS one\nFROM one\n", &[]);
+    assert_eq!(
+        p.outline_json()["stages"][1]["base"],
+        serde_json::json!({"kind": "stage", "stage": 0, "name": "one"})
+    );
+}
