@@ -1,8 +1,9 @@
 //! The Dockerfile corpus in `fixtures/dockerfiles/`: every `NN-name/Dockerfile` parses to
 //! the tree in its `expected.json` (reviewed by hand when written: `KILN_BLESS=1` rewrites
 //! them after a deliberate change) and plans without error; every `errors/*.Dockerfile`
-//! fails to parse or to plan at the line, column and with the message in its `.expected`; and where the
-//! `parse-dockerfile` crate reads a file, it sees the same instructions in the same order.
+//! fails to parse or to plan at the line, column and with the message in its `.expected`;
+//! and where the `parse-dockerfile` crate reads a file, it sees the same instructions in
+//! the same order.
 
 use std::{fs, path::PathBuf};
 
