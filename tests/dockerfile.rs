@@ -112,6 +112,71 @@ fn build_print_outline_shows_the_plan_and_the_context() {
 }
 
 #[test]
+fn build_print_outline_json_carries_what_the_text_outline_shows() {
+    let kiln = Kiln::new();
+    let ctx = kiln.scratch("ctx");
+    std::fs::create_dir_all(ctx.join("docs")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "ARG GO=1.22\nARG REG\nFROM golang:$GO AS build\nARG VERSION=dev\nRUN go build -X=$VERSION\nFROM build AS test\nRUN go test\nFROM scratch AS runtime\nCOPY --from=build /app /app\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("main.go"), "package main\n").unwrap();
+    std::fs::write(ctx.join("docs/a.md"), "a").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "docs\n").unwrap();
+    let c = ctx.to_str().unwrap();
+    let out = kiln.ok(&[
+        "build",
+        "--print=outline-json",
+        "--build-arg",
+        "VERSION=1.0",
+        "--build-arg",
+        "GO=1.23",
+        c,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["target"], 2, "{v:#}");
+    assert_eq!(v["target_name"], "runtime");
+    // Global ARGs and where their values came from.
+    let globals = v["global_args"].as_array().unwrap();
+    let go = globals.iter().find(|a| a["name"] == "GO").unwrap();
+    assert_eq!(
+        (&go["value"], &go["source"]),
+        (&"1.23".into(), &"--build-arg".into())
+    );
+    let reg = globals.iter().find(|a| a["name"] == "REG").unwrap();
+    assert_eq!(
+        (&reg["value"], &reg["source"]),
+        (&().into(), &"unset".into())
+    );
+    // The needed stages, with the expanded FROM image and the links between them.
+    let stages = v["stages"].as_array().unwrap();
+    let names: Vec<&str> = stages.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["build", "runtime"]);
+    assert_eq!(stages[0]["base"]["image"], "golang:1.23");
+    assert_eq!(stages[0]["args"][0]["value"], "1.0");
+    assert_eq!(stages[0]["args"][0]["source"], "--build-arg");
+    assert_eq!(stages[1]["base"]["kind"], "scratch");
+    assert_eq!(stages[1]["needs"], serde_json::json!([0]));
+    assert_eq!(stages[1]["steps"][0]["instruction"], "COPY");
+    // The context after .dockerignore: Dockerfile, .dockerignore and main.go.
+    let context = &v["context"];
+    assert_eq!(context["path"], c);
+    assert_eq!(context["files"], 3);
+    assert!(
+        context["dockerignore"]
+            .as_str()
+            .unwrap()
+            .ends_with(".dockerignore"),
+        "{context}"
+    );
+    let text = kiln.ok(&["build", "--print=outline", c]);
+    let bytes = context["bytes"].as_u64().unwrap();
+    assert!(bytes > 0);
+    assert!(text.contains(": 3 files,"), "{text}");
+}
+
+#[test]
 fn outline_runs_the_onbuild_triggers_of_a_base_image_in_the_store() {
     use sha2::{Digest as _, Sha256};
     let kiln = Kiln::new();

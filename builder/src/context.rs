@@ -53,6 +53,14 @@ impl Dockerignore {
     /// The rules for a build: `<dockerfile>.dockerignore` beside the Dockerfile if there
     /// is one, else `<context>/.dockerignore`, else none.
     pub fn for_build(context: &Path, dockerfile: Option<&Path>) -> io::Result<Dockerignore> {
+        Ok(Self::for_build_from(context, dockerfile)?.0)
+    }
+
+    /// `for_build`, and the file the rules came from (none when there was none).
+    pub fn for_build_from(
+        context: &Path,
+        dockerfile: Option<&Path>,
+    ) -> io::Result<(Dockerignore, Option<PathBuf>)> {
         let mut candidates = Vec::new();
         if let Some(file) = dockerfile {
             let mut name = file.as_os_str().to_owned();
@@ -62,12 +70,12 @@ impl Dockerignore {
         candidates.push(context.join(".dockerignore"));
         for path in candidates {
             match fs::read_to_string(&path) {
-                Ok(text) => return Ok(Dockerignore::parse(&text)),
+                Ok(text) => return Ok((Dockerignore::parse(&text), Some(path))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
         }
-        Ok(Dockerignore::default())
+        Ok((Dockerignore::default(), None))
     }
 
     /// Is `path` (relative to the context root) left out? The last rule matching the path
@@ -353,7 +361,8 @@ mod tests {
         let df = root.join("ci/Dockerfile");
         fs::create_dir_all(df.parent().unwrap()).unwrap();
         fs::write(root.join("ci/Dockerfile.dockerignore"), "src\n").unwrap();
-        let rules = Dockerignore::for_build(root, Some(&df)).unwrap();
+        let (rules, from) = Dockerignore::for_build_from(root, Some(&df)).unwrap();
+        assert_eq!(from, Some(root.join("ci/Dockerfile.dockerignore")));
         assert!(rules.is_excluded("src/main.rs"));
         assert!(!rules.is_excluded("logs/x.log"));
     }

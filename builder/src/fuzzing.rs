@@ -24,6 +24,7 @@ pub fn exercise(data: &[u8]) {
         };
         if let Ok(p) = plan(&parsed, "fuzz", &options, &NoImages) {
             let _ = p.outline();
+            let _ = p.outline_json();
         }
     }
     let env: &[(&str, &str)] = &[("A", "x y"), ("EMPTY", "")];

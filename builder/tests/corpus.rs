@@ -1,8 +1,9 @@
 //! The Dockerfile corpus in `fixtures/dockerfiles/`: every `NN-name/Dockerfile` parses to
 //! the tree in its `expected.json` (reviewed by hand when written: `KILN_BLESS=1` rewrites
 //! them after a deliberate change) and plans without error; every `errors/*.Dockerfile`
-//! fails at the line, column and with the message in its `.expected`; and where the
-//! `parse-dockerfile` crate reads a file, it sees the same instructions in the same order.
+//! fails to parse or to plan at the line, column and with the message in its `.expected`;
+//! and where the `parse-dockerfile` crate reads a file, it sees the same instructions in
+//! the same order.
 
 use std::{fs, path::PathBuf};
 
@@ -80,8 +81,16 @@ fn every_bad_dockerfile_fails_where_expected() {
         let text = fs::read_to_string(&path).unwrap();
         let expected = fs::read_to_string(path.with_extension("expected")).unwrap();
         let expected = expected.trim_end();
-        match dockerfile::parse("Dockerfile", &text) {
-            Ok(_) => failures.push(format!("{}: parsed, but should fail", path.display())),
+        // Some mistakes surface only when the words are expanded (an unbalanced quote in a
+        // COPY source): those fail in planning, with the same kind of error.
+        let failed = dockerfile::parse("Dockerfile", &text).and_then(|parsed| {
+            plan(&parsed, "Dockerfile", &PlanOptions::default(), &NoImages).map(|_| ())
+        });
+        match failed {
+            Ok(()) => failures.push(format!(
+                "{}: parsed and planned, but should fail",
+                path.display()
+            )),
             Err(e) => {
                 let got = format!("{}:{}: {}", e.line, e.column, e.message);
                 if !got.starts_with(expected) {
@@ -134,11 +143,21 @@ fn their_keywords(text: &str) -> Option<Vec<String>> {
         .collect()
 }
 
+/// Files where parse-dockerfile reads differently from BuildKit, and kiln follows BuildKit.
+const THEY_DIFFER_FROM_BUILDKIT: &[&str] = &[
+    // parse-dockerfile continues a line that ends in a doubled escape; BuildKit ends it.
+    "69-doubled-escape-ends-line",
+    "70-doubled-backtick-ends-line",
+];
+
 #[test]
 fn parse_dockerfile_sees_the_same_instructions() {
     let mut compared = 0;
     let mut failures = Vec::new();
     for (name, dir) in cases() {
+        if THEY_DIFFER_FROM_BUILDKIT.contains(&name.as_str()) {
+            continue;
+        }
         let text = fs::read_to_string(dir.join("Dockerfile")).unwrap();
         let Some(theirs) = their_keywords(&text) else {
             continue; // it refuses some files BuildKit reads; only agreement is checked

@@ -78,6 +78,20 @@ impl Keyword {
             .find(|k| k.as_str().eq_ignore_ascii_case(word))
     }
 
+    /// Instructions that read a JSON array form (exec form, or a list).
+    pub fn takes_json(self) -> bool {
+        matches!(
+            self,
+            Keyword::Run
+                | Keyword::Cmd
+                | Keyword::Entrypoint
+                | Keyword::Shell
+                | Keyword::Copy
+                | Keyword::Add
+                | Keyword::Volume
+        )
+    }
+
     /// Instructions whose lines may open heredocs.
     pub fn takes_heredocs(self) -> bool {
         matches!(self, Keyword::Run | Keyword::Copy | Keyword::Add)

@@ -1,9 +1,11 @@
 //! The Dockerfile frontend's parser: our own, because no crate reads the Dockerfiles
 //! people write today (heredocs, `# escape`, repeated `--mount`, comments inside
 //! continuations). It follows BuildKit's reading: parser directives at the top, logical
-//! lines joined at the escape character, case-insensitive keywords, flags checked per
-//! instruction, JSON exec form with a fall back to shell form, heredocs for RUN, COPY and
-//! ADD. Nothing is expanded here; every error names file:line:column.
+//! lines joined at the escape character (not at a doubled one), case-insensitive keywords,
+//! flags checked per instruction, JSON exec form with a fall back to shell form when the
+//! text is not a JSON array (an array of anything but strings is an error), COPY, ADD,
+//! VOLUME, EXPOSE and FROM split on whitespace alone, heredocs for RUN, COPY and ADD.
+//! Nothing is expanded here; every error names file:line:column.
 
 mod error;
 mod flags;
@@ -18,7 +20,7 @@ pub use heredoc::Heredoc;
 pub use instruction::{ArgDecl, Args, Command, Instruction, Keyword, Pair};
 
 use source::{LogicalLine, Source, is_comment};
-use words::{json_array, split_words, take_flags};
+use words::{JsonForm, json_array, split_whitespace, split_words, take_flags};
 
 /// A parser directive from the top of the file (`# syntax=…`, `# escape=…`, `# check=…`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,7 +219,15 @@ fn parse_instruction(
     let name = keyword.as_str();
     let needs = |what: &str| err(args_offset, format!("{name} needs {what}"));
 
-    let json = json_array(args_text);
+    // BuildKit reads a valid JSON array that holds anything but strings as an error, not
+    // as shell form, in every instruction that takes a JSON form.
+    let json = match json_array(args_text) {
+        JsonForm::Strings(items) => Some(items),
+        JsonForm::NotStrings if keyword.takes_json() => {
+            return Err(not_strings(&err, args_offset, name));
+        }
+        JsonForm::NotStrings | JsonForm::No => None,
+    };
     let mut heredocs = Vec::new();
     let mut last = logical.end;
     if keyword.takes_heredocs() && json.is_none() && !nested && args_text.contains("<<") {
@@ -238,6 +248,9 @@ fn parse_instruction(
     }
 
     let words = || split_words(args_text, args_offset, escape);
+    // COPY, ADD, VOLUME, EXPOSE and FROM: split on whitespace alone, as BuildKit does;
+    // quotes and escapes are read word by word when the words are expanded.
+    let plain_words = || split_whitespace(args_text, args_offset);
     let command = |what: &str| -> Result<Command, ParseError> {
         match &json {
             Some(argv) => Ok(Command::Exec(argv.clone())),
@@ -246,7 +259,7 @@ fn parse_instruction(
         }
     };
     let args = match keyword {
-        Keyword::From => from_args(&words(), args_offset, &err)?,
+        Keyword::From => from_args(&plain_words(), args_offset, &err)?,
         Keyword::Run | Keyword::Cmd | Keyword::Entrypoint => Args::Command(command("a command")?),
         Keyword::Shell => match json {
             Some(argv) if !argv.is_empty() => Args::Shell(argv),
@@ -285,7 +298,7 @@ fn parse_instruction(
         Keyword::Copy | Keyword::Add => {
             let (mut items, is_json) = match &json {
                 Some(items) => (items.clone(), true),
-                None => (words().into_iter().map(|w| w.text).collect(), false),
+                None => (plain_words().into_iter().map(|w| w.text).collect(), false),
             };
             if items.len() < 2 {
                 return Err(needs(
@@ -302,7 +315,7 @@ fn parse_instruction(
         Keyword::Expose | Keyword::Volume => {
             let items: Vec<String> = match (&json, keyword) {
                 (Some(items), Keyword::Volume) => items.clone(),
-                _ => words().into_iter().map(|w| w.text).collect(),
+                _ => plain_words().into_iter().map(|w| w.text).collect(),
             };
             if items.is_empty() {
                 return Err(needs(if keyword == Keyword::Expose {
@@ -340,14 +353,18 @@ fn parse_instruction(
                 "CMD" => {
                     let rest = args_text[first.text.len()..].trim();
                     let cmd = match json_array(rest) {
-                        Some(argv) => Command::Exec(argv),
-                        None if rest.is_empty() => {
+                        JsonForm::Strings(argv) => Command::Exec(argv),
+                        JsonForm::NotStrings => {
+                            let at = args_offset + (args_text.len() - rest.len());
+                            return Err(not_strings(&err, at, "HEALTHCHECK CMD"));
+                        }
+                        JsonForm::No if rest.is_empty() => {
                             return Err(err(
                                 first.offset,
                                 "HEALTHCHECK CMD needs a command".into(),
                             ));
                         }
-                        None => Command::Shell(rest.to_string()),
+                        JsonForm::No => Command::Shell(rest.to_string()),
                     };
                     Args::Healthcheck(Some(cmd))
                 }
@@ -453,6 +470,17 @@ fn pairs(
             )),
         })
         .collect()
+}
+
+/// A JSON array with something other than strings in it.
+fn not_strings(err: &dyn Fn(usize, String) -> ParseError, offset: usize, name: &str) -> ParseError {
+    err(
+        offset,
+        format!(
+            "{name} in JSON form: arrays must be comprised of strings only (quote every \
+             element, or write the shell form without brackets)"
+        ),
+    )
 }
 
 fn unknown_instruction(word: &str) -> String {

@@ -83,10 +83,14 @@ pub fn is_comment(line: &str) -> bool {
 }
 
 /// Does the line end in the escape character (spaces and tabs after it allowed)? Then it
-/// continues on the next; the text before the escape character is returned.
+/// continues on the next; the text before the escape character is returned. BuildKit's
+/// rule: the escape character must not itself follow an escape character, so a line
+/// ending in `\\` (or two backticks) ends the instruction and keeps both characters. A
+/// line holding only the escape character continues.
 pub fn continuation(line: &str, escape: char) -> Option<&str> {
     let trimmed = line.trim_end_matches([' ', '\t']);
-    trimmed.strip_suffix(escape)
+    let before = trimmed.strip_suffix(escape)?;
+    (!before.ends_with(escape)).then_some(before)
 }
 
 impl LogicalLine {
@@ -177,5 +181,19 @@ mod tests {
         let l = LogicalLine::read(&source, 1, '`');
         assert_eq!(l.text, "RUN dir c:\\   && echo");
         assert_eq!(continuation("a\\", '`'), None);
+    }
+
+    #[test]
+    fn a_doubled_escape_ends_the_line() {
+        assert_eq!(continuation("ENV C trailing\\\\", '\\'), None);
+        assert_eq!(continuation("ENV C trailing\\\\  \t", '\\'), None);
+        assert_eq!(continuation("a\\\\\\", '\\'), None);
+        assert_eq!(continuation("a``", '`'), None);
+        assert_eq!(continuation("a\\\\`", '`'), Some("a\\\\"));
+        assert_eq!(continuation("a \\", '\\'), Some("a "));
+        assert_eq!(continuation("\\ ", '\\'), Some(""));
+        let source = Source::new("Dockerfile", "ENV C trailing\\\\\nRUN x\n");
+        let l = LogicalLine::read(&source, 1, '\\');
+        assert_eq!((l.text.as_str(), l.end), ("ENV C trailing\\\\", 1));
     }
 }

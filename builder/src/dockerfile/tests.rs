@@ -86,6 +86,87 @@ fn continuations_with_comments_and_the_backtick_escape() {
 }
 
 #[test]
+fn a_doubled_escape_at_the_end_is_no_continuation() {
+    // BuildKit: the next line is a new instruction, and both escapes stay.
+    let d = ok("FROM a\nENV C trailing\\\\\nRUN echo\n");
+    assert_eq!(d.instructions.len(), 3);
+    assert_eq!(
+        d.instructions[1].args,
+        Args::Pairs(vec![Pair {
+            key: "C".into(),
+            value: "trailing\\\\".into()
+        }])
+    );
+    assert_eq!(
+        (d.instructions[2].keyword, d.instructions[2].line),
+        (Keyword::Run, 3)
+    );
+    let d = ok("# escape=`\nFROM a\nRUN a``\nRUN b\n");
+    assert_eq!(d.instructions.len(), 3);
+    assert_eq!(
+        d.instructions[1].args,
+        Args::Command(Command::Shell("a``".into()))
+    );
+    // Three escapes are no continuation either (the rule looks at the two last ones);
+    // one still is.
+    assert_eq!(ok("FROM a\nRUN a\\\\\\\nRUN b\n").instructions.len(), 3);
+    assert_eq!(ok("FROM a\nRUN a\\\n  b\n").instructions.len(), 2);
+    // With the backtick escape a doubled backslash is plain text before the backtick.
+    let d = ok("# escape=`\nFROM a\nRUN dir c:\\\\`\n  /w\n");
+    assert_eq!(
+        d.instructions[1].args,
+        Args::Command(Command::Shell("dir c:\\\\  /w".into()))
+    );
+}
+
+#[test]
+fn copy_add_expose_volume_and_from_split_on_whitespace_alone() {
+    let paths = |i: Instruction| match i.args {
+        Args::Paths {
+            sources,
+            destination,
+            ..
+        } => (sources, destination),
+        other => panic!("{other:?}"),
+    };
+    // Quotes do not join words: the JSON form is the way to write a path with spaces.
+    assert_eq!(
+        paths(only(r#"COPY "a b" /d"#)),
+        (vec!["\"a".to_string(), "b\"".to_string()], "/d".to_string())
+    );
+    assert_eq!(
+        paths(only(r#"COPY ["a b", "/d"]"#)),
+        (vec!["a b".to_string()], "/d".to_string())
+    );
+    // An escaped space does not join them either.
+    assert_eq!(
+        paths(only(r"ADD a\ b /d")),
+        (vec![r"a\".to_string(), "b".to_string()], "/d".to_string())
+    );
+    // BuildKit's own test file: two words, the quote is unbalanced inside the first.
+    assert_eq!(
+        paths(only(r#"ADD \conf\\" /.znc"#)),
+        (vec![r#"\conf\\""#.to_string()], "/.znc".to_string())
+    );
+    assert_eq!(
+        only(r#"EXPOSE "80 443""#).args,
+        Args::List(vec!["\"80".into(), "443\"".into()])
+    );
+    assert_eq!(
+        only("VOLUME '/a b'").args,
+        Args::List(vec!["'/a".into(), "b'".into()])
+    );
+    // `"a b"` is two words for FROM too, so FROM has the wrong arity, at the second.
+    let e = fails("FROM \"a b\"\n");
+    assert_eq!(e.column, 9, "{e}");
+    // A single quoted source with no space in it stays one word.
+    assert_eq!(
+        paths(only(r#"COPY "a" /d"#)),
+        (vec!["\"a\"".to_string()], "/d".to_string())
+    );
+}
+
+#[test]
 fn exec_form_and_the_fall_back_to_shell_form() {
     assert_eq!(
         only(r#"CMD ["sh", "-c", "echo \"$HOME\"\t"]"#).args,
@@ -106,6 +187,28 @@ fn exec_form_and_the_fall_back_to_shell_form() {
     );
     let e = fails("FROM a\nSHELL pwsh -c\n");
     assert!(e.message.contains("JSON form"), "{e}");
+    // Valid JSON that is not all strings is no fall back: BuildKit refuses it.
+    for (text, column) in [
+        ("FROM a\nCMD [\"echo\", [\"nested\"]]\n", 5),
+        ("FROM a\nCMD [\"a\", 1]\n", 5),
+        ("FROM a\nRUN --network=none [\"a\", [\"b\"]]\n", 20),
+        ("FROM a\nENTRYPOINT [null]\n", 12),
+        ("FROM a\nSHELL [\"sh\", true]\n", 7),
+        ("FROM a\nCOPY [\"a\", 2, \"/b\"]\n", 6),
+        ("FROM a\nVOLUME [1]\n", 8),
+        ("FROM a\nHEALTHCHECK CMD [\"a\", {}]\n", 17),
+        ("FROM a\nONBUILD RUN [\"a\", 1]\n", 13),
+    ] {
+        let e = fails(text);
+        assert_eq!((e.line, e.column), (2, column), "{e}");
+        assert!(
+            e.message
+                .contains("arrays must be comprised of strings only"),
+            "{e}"
+        );
+    }
+    // Instructions without a JSON form take such text as it is.
+    assert_eq!(only("EXPOSE [1]").args, Args::List(vec!["[1]".into()]));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Splitting an instruction's arguments: words on unquoted whitespace (quotes and escapes
-//! kept as written; expansion comes later), leading `--flags`, and JSON arrays.
+//! kept as written; expansion comes later), words on any whitespace (the instructions
+//! BuildKit splits that way), leading `--flags`, and JSON arrays.
 
 /// A word of a logical line and the byte offset where it starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,21 +77,59 @@ pub fn take_flags(text: &str, base: usize, escape: char) -> (Vec<Word>, usize) {
     }
 }
 
-/// `["a", "b"]` as docker reads it: a JSON array of strings, else nothing (and the
-/// instruction is in shell form).
-pub fn json_array(text: &str) -> Option<Vec<String>> {
+/// How the arguments of an instruction that takes a JSON form read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JsonForm {
+    /// A JSON array of strings: the exec (or list) form.
+    Strings(Vec<String>),
+    /// A valid JSON array holding something other than a string (`["a", 1]`, `["a",
+    /// ["b"]]`): an error in BuildKit, not a fall back to shell form.
+    NotStrings,
+    /// Not a JSON array (not even valid JSON): the shell or whitespace form.
+    No,
+}
+
+/// `["a", "b"]` as BuildKit reads it: text that starts with `[` and is a valid JSON array
+/// is the JSON form; anything else (`['a']`, `[a, b]`, `["a"] x`) is the shell form.
+pub fn json_array(text: &str) -> JsonForm {
     let text = text.trim();
-    if !text.starts_with('[') || !text.ends_with(']') {
-        return None;
+    if !text.starts_with('[') {
+        return JsonForm::No;
     }
-    let values: Vec<serde_json::Value> = serde_json::from_str(text).ok()?;
+    let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(text) else {
+        return JsonForm::No;
+    };
     values
         .into_iter()
         .map(|v| match v {
             serde_json::Value::String(s) => Some(s),
             _ => None,
         })
-        .collect()
+        .collect::<Option<Vec<String>>>()
+        .map_or(JsonForm::NotStrings, JsonForm::Strings)
+}
+
+/// The words of COPY, ADD, VOLUME, EXPOSE and FROM: BuildKit splits them on spaces and
+/// tabs only, with no regard for quotes or the escape character (those are read per word
+/// when the word is expanded, so `COPY "a b" /d` has the words `"a` and `b"`).
+pub fn split_whitespace(text: &str, base: usize) -> Vec<Word> {
+    let is_space = |c: char| matches!(c, ' ' | '\t' | '\u{b}' | '\u{c}' | '\r');
+    let mut words = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        match (start, is_space(c)) {
+            (None, false) => start = Some(i),
+            (Some(s), true) => {
+                words.push(Word {
+                    text: text[s..i].to_string(),
+                    offset: base + s,
+                });
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    words
 }
 
 #[cfg(test)]
@@ -131,11 +170,39 @@ mod tests {
     fn json_arrays_of_strings_only() {
         assert_eq!(
             json_array(r#" ["sh", "-c", "echo \"hi\"\n"] "#),
-            Some(vec!["sh".into(), "-c".into(), "echo \"hi\"\n".into()])
+            JsonForm::Strings(vec!["sh".into(), "-c".into(), "echo \"hi\"\n".into()])
         );
-        assert_eq!(json_array(r#"["a", 1]"#), None);
-        assert_eq!(json_array(r#"[a, b]"#), None);
-        assert_eq!(json_array("echo [x]"), None);
-        assert_eq!(json_array("[]"), Some(vec![]));
+        // A valid array with anything but strings in it is an error, not shell form.
+        assert_eq!(json_array(r#"["a", 1]"#), JsonForm::NotStrings);
+        assert_eq!(json_array(r#"["echo", ["nested"]]"#), JsonForm::NotStrings);
+        assert_eq!(json_array(r#"["a", null]"#), JsonForm::NotStrings);
+        // Not valid JSON, or not only an array: shell form.
+        assert_eq!(json_array(r#"[a, b]"#), JsonForm::No);
+        assert_eq!(json_array(r#"["a"] b"#), JsonForm::No);
+        assert_eq!(json_array(r#"["a", 1"#), JsonForm::No);
+        assert_eq!(json_array("echo [x]"), JsonForm::No);
+        assert_eq!(json_array("[]"), JsonForm::Strings(vec![]));
+    }
+
+    #[test]
+    fn whitespace_words_ignore_quotes_and_escapes() {
+        let w = split_whitespace("\"a b\"  /d", 5);
+        assert_eq!(texts(&w), vec!["\"a", "b\"", "/d"]);
+        assert_eq!(
+            w.iter().map(|w| w.offset).collect::<Vec<_>>(),
+            vec![5, 8, 12]
+        );
+        let w = split_whitespace(r#"\conf\\" /.znc"#, 0);
+        assert_eq!(texts(&w), vec![r#"\conf\\""#, "/.znc"]);
+        assert_eq!(
+            texts(&split_whitespace("a\\ b\t'c d'", 0)),
+            vec!["a\\", "b", "'c", "d'"]
+        );
+        // Only ASCII spaces separate, as in BuildKit; a no-break space is part of a word.
+        assert_eq!(
+            texts(&split_whitespace("a\u{a0}b c", 0)),
+            vec!["a\u{a0}b", "c"]
+        );
+        assert!(split_whitespace("  ", 0).is_empty());
     }
 }

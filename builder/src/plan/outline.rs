@@ -1,5 +1,6 @@
-//! `Plan::outline`: what `kiln build --print=outline` prints — the target, the ARGs in
-//! play and where their values came from, and each needed stage with its steps.
+//! `Plan::outline` and `Plan::outline_json`: what `kiln build --print=outline` and
+//! `--print=outline-json` print — the target, the ARGs in play and where their values
+//! came from, and each needed stage with its base, the stages it needs and its steps.
 
 use super::{ArgSource, Base, Plan, stage_label};
 
@@ -63,14 +64,71 @@ impl Plan {
     }
 }
 
-fn arg_line(name: &str, value: &Option<String>, source: &ArgSource) -> String {
-    let from = match source {
+impl Plan {
+    /// `kiln build --print=outline-json`: all the text outline shows, as JSON (the CLI
+    /// adds the build context). Every global ARG is listed, the platform ones included
+    /// (`"source": "platform"`); stages are the needed ones in Dockerfile order, and
+    /// `needs` and `base.stage` name them by index.
+    pub fn outline_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let target = &self.stages[self.target];
+        let stages: Vec<serde_json::Value> = self
+            .needed
+            .iter()
+            .map(|i| {
+                let stage = &self.stages[*i];
+                let base = match &stage.base {
+                    Base::Scratch => json!({"kind": "scratch"}),
+                    Base::Image(image) => json!({"kind": "image", "image": image}),
+                    Base::Stage(p) => json!({
+                        "kind": "stage", "stage": p, "name": self.stages[*p].name
+                    }),
+                };
+                json!({
+                    "index": stage.index,
+                    "name": stage.name,
+                    "label": stage_label(stage),
+                    "line": stage.line,
+                    "base": base,
+                    "platform": stage.platform,
+                    "needs": stage.deps,
+                    "args": stage.args.iter().map(arg_json).collect::<Vec<_>>(),
+                    "steps": stage.steps.iter().map(|step| {
+                        let mut v = step.instruction.to_json();
+                        v["triggered"] = step.triggered.into();
+                        v
+                    }).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "target": self.target,
+            "target_name": target.name,
+            "target_label": stage_label(target),
+            "global_args": self.global_args.iter().map(arg_json).collect::<Vec<_>>(),
+            "stages": stages,
+            "warnings": self.warnings,
+        })
+    }
+}
+
+fn arg_json((name, value, source): &(String, Option<String>, ArgSource)) -> serde_json::Value {
+    serde_json::json!({"name": name, "value": value, "source": source_name(source)})
+}
+
+/// Where an ARG's value came from, as both outlines name it.
+fn source_name(source: &ArgSource) -> &'static str {
+    match source {
         ArgSource::BuildArg => "--build-arg",
         ArgSource::Default => "default",
         ArgSource::Global => "global",
         ArgSource::Platform => "platform",
         ArgSource::Unset => "unset",
-    };
+    }
+}
+
+fn arg_line(name: &str, value: &Option<String>, source: &ArgSource) -> String {
+    let from = source_name(source);
     match value {
         Some(v) => format!("{name}={v:?}  ({from})"),
         None => format!("{name}  ({from})"),

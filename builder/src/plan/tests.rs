@@ -234,3 +234,82 @@ fn outline_shows_stages_steps_and_args() {
     assert!(text.contains("needs: build (stage 0)"), "{text}");
     assert!(text.contains("   6  COPY --from=build /app /app"), "{text}");
 }
+
+#[test]
+fn copy_words_are_unquoted_one_by_one_after_the_whitespace_split() {
+    let p = ok(
+        "FROM a\nARG F=x\nCOPY \"$F\" 'b' c\\ /d/\nEXPOSE \"80\"/tcp '443'\n",
+        &[],
+    );
+    assert_eq!(steps(&p, 0)[1], "COPY x b c /d/");
+    assert_eq!(steps(&p, 0)[2], "EXPOSE 80/tcp 443");
+    // A quoted path with a space is two words, each with an unbalanced quote: BuildKit's
+    // error, pointing at the first word.
+    for (text, column, quote) in [
+        ("FROM a\nCOPY \"a b\" /d\n", 6, "double"),
+        ("FROM a\nADD \\conf\\\\\" /.znc\n", 5, "double"),
+        ("FROM a\nEXPOSE '80 443'\n", 8, "single"),
+        ("FROM a\nVOLUME \"/a b\"\n", 8, "double"),
+    ] {
+        let e = plan_of(text, &[], None).unwrap_err();
+        assert!(
+            e.message.contains(&format!(
+                "unexpected end of statement while looking for matching {quote}-quote"
+            )),
+            "{e}"
+        );
+        assert_eq!((e.line, e.column), (2, column), "{e}");
+    }
+}
+
+#[test]
+fn outline_json_carries_what_the_text_outline_shows() {
+    let p = ok(
+        "ARG GO=1.22\nARG UNSET\nFROM --platform=$BUILDPLATFORM golang:$GO AS build\nARG VERSION=dev\nRUN go build\nFROM build AS test\nFROM scratch\nCOPY --from=build /app /app\n",
+        &[("VERSION", "1.0"), ("UNUSED", "x")],
+    );
+    let v = p.outline_json();
+    assert_eq!(v["target"], 2);
+    assert_eq!(v["target_label"], "stage 2");
+    let globals = v["global_args"].as_array().unwrap();
+    assert!(globals.contains(&serde_json::json!(
+        {"name": "GO", "value": "1.22", "source": "default"}
+    )));
+    assert!(globals.contains(&serde_json::json!(
+        {"name": "UNSET", "value": null, "source": "unset"}
+    )));
+    assert!(globals.contains(&serde_json::json!(
+        {"name": "TARGETPLATFORM", "value": "linux/arm64/v8", "source": "platform"}
+    )));
+    // Only the needed stages: build (0) and the target (2), not test (1).
+    let stages = v["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2);
+    let build = &stages[0];
+    assert_eq!(build["label"], "build (stage 0)");
+    assert_eq!(build["line"], 3);
+    assert_eq!(
+        build["base"],
+        serde_json::json!({"kind": "image", "image": "golang:1.22"})
+    );
+    assert_eq!(build["platform"], "linux/amd64");
+    assert_eq!(
+        build["args"][0],
+        serde_json::json!({"name": "VERSION", "value": "1.0", "source": "--build-arg"})
+    );
+    assert_eq!(build["steps"][1]["shell"], "go build");
+    assert_eq!(build["steps"][1]["triggered"], false);
+    let last = &stages[1];
+    assert_eq!(last["base"], serde_json::json!({"kind": "scratch"}));
+    assert_eq!(last["needs"], serde_json::json!([0]));
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("UNUSED not consumed")
+    );
+    let p = ok("FROM a AS one\nFROM one\n", &[]);
+    assert_eq!(
+        p.outline_json()["stages"][1]["base"],
+        serde_json::json!({"kind": "stage", "stage": 0, "name": "one"})
+    );
+}

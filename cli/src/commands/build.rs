@@ -48,8 +48,8 @@ pub struct Args {
     #[arg(long)]
     platform: Option<String>,
 
-    /// Print instead of building: `outline` (the plan) or `outline-json` (the parse tree
-    /// and the plan's stages)
+    /// Print instead of building: `outline` (the plan) or `outline-json` (the same plan
+    /// as JSON: target, global ARGs, stages with base, needs, ARGs and steps, context)
     #[arg(long, value_name = "WHAT")]
     print: Option<String>,
 
@@ -129,44 +129,23 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     match args.print.as_deref() {
         Some("outline") => {
             print!("{}", planned.outline());
-            let dockerfile = args.file.as_deref().filter(|f| *f != Path::new("-"));
-            let ignore = Dockerignore::for_build(&args.context, dockerfile).with_context(|| {
-                format!("reading the .dockerignore of {}", args.context.display())
-            })?;
-            let entries = ignore
-                .walk(&args.context)
-                .with_context(|| format!("reading the context {}", args.context.display()))?;
-            let files = entries.iter().filter(|e| !e.is_dir).count();
-            let bytes: u64 = entries.iter().map(|e| e.size).sum();
+            let context = ContextSummary::read(&args)?;
             println!(
-                "\nCONTEXT  {}: {files} files, {} after .dockerignore",
+                "\nCONTEXT  {}: {} files, {} after .dockerignore",
                 args.context.display(),
-                human_size(bytes)
+                context.files,
+                human_size(context.bytes)
             );
             Ok(())
         }
         Some("outline-json") => {
-            let stages: Vec<serde_json::Value> = planned
-                .needed
-                .iter()
-                .map(|i| {
-                    let s = &planned.stages[*i];
-                    serde_json::json!({
-                        "index": s.index,
-                        "name": s.name,
-                        "line": s.line,
-                        "steps": s.steps.iter().map(|st| {
-                            let mut v = st.instruction.to_json();
-                            v["triggered"] = st.triggered.into();
-                            v
-                        }).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            let out = serde_json::json!({
-                "target": planned.target,
-                "stages": stages,
-                "warnings": planned.warnings,
+            let context = ContextSummary::read(&args)?;
+            let mut out = planned.outline_json();
+            out["context"] = serde_json::json!({
+                "path": args.context.display().to_string(),
+                "dockerignore": context.dockerignore,
+                "files": context.files,
+                "bytes": context.bytes,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
@@ -176,6 +155,30 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
             "kiln build cannot run builds yet (the executor is still to come); \
              --print=outline shows what it would do"
         ),
+    }
+}
+
+/// The build context as a build would send it: what is left after `.dockerignore`.
+struct ContextSummary {
+    /// The ignore file that applied, if any.
+    dockerignore: Option<String>,
+    files: usize,
+    bytes: u64,
+}
+
+impl ContextSummary {
+    fn read(args: &Args) -> Result<ContextSummary> {
+        let dockerfile = args.file.as_deref().filter(|f| *f != Path::new("-"));
+        let (ignore, from) = Dockerignore::for_build_from(&args.context, dockerfile)
+            .with_context(|| format!("reading the .dockerignore of {}", args.context.display()))?;
+        let entries = ignore
+            .walk(&args.context)
+            .with_context(|| format!("reading the context {}", args.context.display()))?;
+        Ok(ContextSummary {
+            dockerignore: from.map(|p| p.display().to_string()),
+            files: entries.iter().filter(|e| !e.is_dir).count(),
+            bytes: entries.iter().map(|e| e.size).sum(),
+        })
     }
 }
 
