@@ -153,3 +153,141 @@ fn every_object_is_fsynced_before_it_is_confirmed() {
     let problems: Vec<String> = files.iter().filter_map(|f| trace.check(f).err()).collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Run `kiln ARGS` under umask 022 and strace (as `every_object_…` traces the server),
+/// with `stdin` and `DOCKER_CONFIG=docker_config`; require success and return the trace.
+fn traced_kiln(
+    kiln: &common::Kiln,
+    docker_config: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> SyncTrace {
+    use std::io::Write;
+    let trace = kiln.scratch("strace-cli.txt");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "umask 022 && exec \"$@\"", "sh"])
+        .args(["strace", "-f", "-qq", "-y", "-e"])
+        .arg("trace=fsync,fdatasync,rename,renameat,renameat2")
+        .arg("-o")
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .env("KILN_ROOT", kiln.root())
+        .env("DOCKER_CONFIG", docker_config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kiln {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    SyncTrace::parse(&fs::read_to_string(&trace).unwrap())
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every file the commands write by name goes through one durable write: fsynced, renamed
+/// into place, directory fsynced; archives and layouts 0644 under umask 022 whichever
+/// command wrote them (`copy` used to write 0600 where `save -o` wrote 0644), and the
+/// credentials file 0600.
+#[test]
+fn archives_layouts_and_credentials_are_durable_with_one_mode_per_kind() {
+    require_tool("strace");
+    require_tool("htpasswd");
+    let kiln = with_busybox_as("busybox:1");
+    let users = kiln.scratch("htpasswd");
+    sh(&format!(
+        "htpasswd -Bbc {} alice s3cret 2>/dev/null",
+        users.display()
+    ));
+    let registry = Registry::start_with(&kiln, &["--htpasswd", users.to_str().unwrap()]);
+    let out = kiln.scratch("out");
+    fs::create_dir_all(&out).unwrap();
+    let docker_config = out.join("docker");
+    let at = |name: &str| out.join(name).to_str().unwrap().to_string();
+
+    let mut written = Vec::new();
+    let mut run = |args: &[&str], stdin: &str, files: &[std::path::PathBuf], mode: u32| {
+        let trace = traced_kiln(&kiln, &docker_config, args, stdin);
+        for file in files {
+            if let Err(problem) = trace.check(file) {
+                written.push(format!("kiln {args:?}: {problem}"));
+            }
+            let actual = mode_of(file);
+            if actual != mode {
+                written.push(format!(
+                    "kiln {args:?}: {} is {actual:o}, expected {mode:o}",
+                    file.display()
+                ));
+            }
+        }
+    };
+    run(
+        &["save", "-o", &at("saved.tar"), "busybox:1"],
+        "",
+        &[out.join("saved.tar")],
+        0o644,
+    );
+    run(
+        &["export", "-o", &at("exported.tar"), "busybox:1"],
+        "",
+        &[out.join("exported.tar")],
+        0o644,
+    );
+    run(
+        &[
+            "copy",
+            "busybox:1",
+            &format!("docker-archive:{}", at("copied.tar")),
+        ],
+        "",
+        &[out.join("copied.tar")],
+        0o644,
+    );
+    run(
+        &[
+            "copy",
+            "busybox:1",
+            &format!("oci-archive:{}", at("copied-oci.tar")),
+        ],
+        "",
+        &[out.join("copied-oci.tar")],
+        0o644,
+    );
+    run(
+        &["copy", "busybox:1", &format!("oci:{}:1", at("layout"))],
+        "",
+        &[out.join("layout/index.json")],
+        0o644,
+    );
+    run(
+        &["login", "-u", "alice", "--password-stdin", &registry.addr],
+        "s3cret\n",
+        &[docker_config.join("config.json")],
+        0o600,
+    );
+    assert!(written.is_empty(), "{}", written.join("\n"));
+
+    // Nothing temporary is left beside the outputs.
+    let leftovers: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .chain(fs::read_dir(&docker_config).unwrap())
+        .chain(fs::read_dir(out.join("layout")).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".kiln-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

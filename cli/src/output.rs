@@ -1,13 +1,13 @@
 //! Output helpers: docker-style sizes and ages, and files written whole or not at all.
 
 use std::{
-    fs,
     io::{self, IsTerminal, Write},
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, SystemTime},
 };
 
 use anyhow::{Context, Result, bail};
+use kiln_store::{DurableFile, Readers};
 
 /// `4.26MB`, as docker prints sizes (decimal units, three significant digits).
 pub fn human_size(bytes: u64) -> String {
@@ -88,33 +88,21 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// Where a command's archive goes: a file written under a temporary name and renamed into
-/// place only when complete, or stdout (refused on a terminal, as docker does).
+/// Where a command's archive goes: a `DurableFile` (written under a temporary name and
+/// renamed into place only when complete, 0644 less the umask), or stdout (refused on a
+/// terminal, as docker does).
 pub enum Sink {
-    File {
-        tmp: tempfile::NamedTempFile,
-        dest: PathBuf,
-    },
+    File(DurableFile),
     Stdout(io::Stdout),
 }
 
 impl Sink {
     pub fn open(path: Option<&Path>) -> Result<Sink> {
         match path {
-            Some(p) if p != Path::new("-") => {
-                let dir = p
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                let tmp = tempfile::Builder::new()
-                    .prefix(".kiln-")
-                    .tempfile_in(dir)
-                    .with_context(|| format!("creating a file in {}", dir.display()))?;
-                Ok(Sink::File {
-                    tmp,
-                    dest: p.to_path_buf(),
-                })
-            }
+            Some(p) if p != Path::new("-") => Ok(Sink::File(
+                DurableFile::create(p, Readers::Everyone)
+                    .with_context(|| format!("writing {}", p.display()))?,
+            )),
             _ => {
                 let out = io::stdout();
                 if out.is_terminal() {
@@ -129,22 +117,16 @@ impl Sink {
 
     pub fn writer(&mut self) -> Box<dyn Write + '_> {
         match self {
-            Sink::File { tmp, .. } => {
-                Box::new(io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut()))
-            }
+            // Buffered already.
+            Sink::File(file) => Box::new(file),
             Sink::Stdout(out) => Box::new(io::BufWriter::with_capacity(1 << 20, out.lock())),
         }
     }
 
-    /// Make the file visible under its name (0644, like any file a user writes).
+    /// Make the file visible under its name, durably.
     pub fn finish(self) -> Result<()> {
-        if let Sink::File { tmp, dest } = self {
-            tmp.as_file().sync_all().context("syncing the archive")?;
-            let mut perms = tmp.as_file().metadata()?.permissions();
-            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
-            fs::set_permissions(tmp.path(), perms)?;
-            tmp.persist(&dest)
-                .with_context(|| format!("moving the archive to {}", dest.display()))?;
+        if let Sink::File(file) = self {
+            file.commit()?;
         }
         Ok(())
     }

@@ -13,7 +13,11 @@ use std::{
 
 use tempfile::TempPath;
 
-use crate::{Digest, DigestWriter, Error, Result, error::IoContext};
+use crate::{
+    Digest, DigestWriter, Error, Result,
+    durable::{Writeback, rename_into_place},
+    error::IoContext,
+};
 
 /// Big enough that a blob moves in few syscalls, small enough that RSS does not care.
 pub const IO_BUFFER: usize = 1 << 20;
@@ -103,14 +107,7 @@ impl BlobStore {
             .tempfile_in(&self.staging)
             .ctx(|| format!("creating a staging file in {}", self.staging.display()))?;
         let (file, path) = file.into_parts();
-        Ok((
-            Writeback {
-                file,
-                written: 0,
-                started: 0,
-            },
-            path,
-        ))
+        Ok((Writeback::new(file), path))
     }
 
     /// A staging writer that takes whole chunks and writes them on a thread of its own,
@@ -189,44 +186,6 @@ fn missing_or_io(digest: &Digest, e: io::Error) -> Error {
 pub struct BlobWriter {
     inner: DigestWriter<BufWriter<Writeback>>,
     path: TempPath,
-}
-
-/// How much written data may wait in the page cache before writeback is started.
-const WRITEBACK_EVERY: u64 = 8 << 20;
-
-/// A file that asks the kernel to start writing back every few MiB as it grows, so the
-/// fsync that makes a blob durable finds little left to do: disk writes overlap hashing
-/// and decompression instead of following them (RocksDB's `bytes_per_sync`, for the same
-/// reason). `sync_file_range` only starts I/O; durability still comes from the fsync.
-struct Writeback {
-    file: File,
-    written: u64,
-    started: u64,
-}
-
-impl Write for Writeback {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.started >= WRITEBACK_EVERY {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a plain syscall on a file descriptor we own; no memory is passed.
-            unsafe {
-                libc::sync_file_range(
-                    self.file.as_raw_fd(),
-                    self.started as libc::off64_t,
-                    (self.written - self.started) as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-            self.started = self.written;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
 }
 
 impl BlobWriter {
@@ -386,21 +345,9 @@ impl StagedBlob {
         fs::set_permissions(&self.path, fs::Permissions::from_mode(0o444))
             .ctx(|| format!("setting permissions on {}", self.path.display()))?;
         // Renaming over an existing blob is fine: same digest, same bytes.
-        self.path
-            .persist(&dest)
-            .map_err(|e| Error::io(format!("moving blob into {}", dest.display()), e.error))?;
-        if let Some(parent) = dest.parent() {
-            sync_dir(parent)?;
-        }
+        rename_into_place(self.path, &dest)?;
         Ok(self.digest)
     }
-}
-
-/// Make a rename durable: fsync the directory that holds the new name.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("syncing directory {}", dir.display()))
 }
 
 #[cfg(test)]

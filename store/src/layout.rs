@@ -3,13 +3,12 @@
 
 use std::{
     fs::{self, File},
-    io::Write,
     path::{Path, PathBuf},
 };
 
 use crate::{
     BlobStore, Error, Index, Result,
-    blob::sync_dir,
+    durable::{Readers, write_atomically},
     error::IoContext,
     media_type,
     spec::{self, OciLayout},
@@ -48,7 +47,7 @@ impl ImageLayout {
             let doc = OciLayout {
                 image_layout_version: media_type::OCI_LAYOUT_VERSION.to_string(),
             };
-            layout.write_atomic(&marker, &spec::to_json(&doc))?;
+            write_atomically(&marker, Readers::Everyone, &spec::to_json(&doc))?;
         } else {
             let bytes = fs::read(&marker).ctx(|| format!("reading {}", marker.display()))?;
             let doc: OciLayout = spec::from_json(&bytes, &marker.display().to_string())?;
@@ -67,7 +66,7 @@ impl ImageLayout {
         if !index.exists() {
             let _guard = layout.lock("index", true)?;
             if !index.exists() {
-                layout.write_atomic(&index, &spec::to_json(&Index::default()))?;
+                write_atomically(&index, Readers::Everyone, &spec::to_json(&Index::default()))?;
             }
         }
         Ok(layout)
@@ -103,7 +102,11 @@ impl ImageLayout {
         let _guard = self.lock("index", true)?;
         let mut index = self.index()?;
         let out = change(&mut index)?;
-        self.write_atomic(&self.root.join("index.json"), &spec::to_json(&index))?;
+        write_atomically(
+            &self.root.join("index.json"),
+            Readers::Everyone,
+            &spec::to_json(&index),
+        )?;
         Ok(out)
     }
 
@@ -137,28 +140,5 @@ impl ImageLayout {
         }
         .ctx(|| format!("locking {}", path.display()))?;
         Ok(LayoutLock { _file: file })
-    }
-
-    fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
-        let dir = dest.parent().expect("layout files live in a directory");
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .ctx(|| format!("creating a temporary file in {}", dir.display()))?;
-        tmp.write_all(bytes)
-            .and_then(|_| tmp.as_file().sync_all())
-            .ctx(|| format!("writing {}", dest.display()))?;
-        let mut perms = tmp
-            .as_file()
-            .metadata()
-            .ctx(|| format!("writing {}", dest.display()))?
-            .permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
-        tmp.as_file()
-            .set_permissions(perms)
-            .ctx(|| format!("writing {}", dest.display()))?;
-        tmp.persist(dest)
-            .map_err(|e| Error::io(format!("replacing {}", dest.display()), e.error))?;
-        sync_dir(dir)
     }
 }

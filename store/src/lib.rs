@@ -6,6 +6,7 @@ mod blob;
 mod compression;
 mod digest;
 mod digest_io;
+pub mod durable;
 mod error;
 mod flatten;
 mod images;
@@ -22,6 +23,7 @@ pub use blob::{BlobStore, BlobWriter, ChunkSink, ChunkWriter, IO_BUFFER, StagedB
 pub use compression::{Compression, Encoder, decoder, looks_like_tar, open_tar_stream, sniff};
 pub use digest::Digest;
 pub use digest_io::{CountingReader, CountingSink, DigestReader, DigestWriter};
+pub use durable::{DurableFile, Readers, write_atomically};
 pub use error::{Error, Result};
 pub use flatten::export_flat;
 pub use images::{CONFIG_LIMIT, DOCUMENT_LIMIT, GcReport, Image, ImageEntry, ImageStore};

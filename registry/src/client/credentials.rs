@@ -4,8 +4,6 @@
 
 use std::{
     fs,
-    io::Write,
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
@@ -110,30 +108,17 @@ impl DockerConfig {
         self.file.auths.len() != before
     }
 
-    /// Write the file whole under a temporary name, readable by its owner only, and rename
-    /// it over the old one: a crash leaves the old credentials or the new, never half.
+    /// Write the file whole under a temporary name, readable by its owner only, rename it
+    /// over the old one and fsync the directory (`DurableFile`): a crash leaves the old
+    /// credentials or the new, never half.
     pub fn save(&self) -> Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let ctx = |e| ClientError::io(format!("writing {}", self.path.display()), e);
         fs::create_dir_all(dir).map_err(ctx)?;
-        let tmp = dir.join(format!(".config.json.kiln-{}", std::process::id()));
         let mut bytes = serde_json::to_vec_pretty(&self.file).expect("JSON values serialise");
         bytes.push(b'\n');
-        let written = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(&bytes)?;
-                f.sync_all()
-            })
-            .and_then(|()| fs::rename(&tmp, &self.path));
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written.map_err(ctx)
+        kiln_store::write_atomically(&self.path, kiln_store::Readers::Owner, &bytes)?;
+        Ok(())
     }
 }
 

@@ -6,13 +6,13 @@
 
 use std::{
     fs::File,
-    io::{BufReader, BufWriter, Write},
+    io::BufReader,
     path::{Path, PathBuf},
     sync::Arc,
 };
 
 use kiln_store::{
-    ImageEntry, ImageLayout, ImageStore, LayoutLock, Reference,
+    DurableFile, ImageEntry, ImageLayout, ImageStore, LayoutLock, Readers, Reference,
     archive::{self, SaveOptions, SaveRequest},
     media_type::ANNOTATION_REF_NAME,
 };
@@ -467,26 +467,12 @@ impl OpenedDestination {
     }
 }
 
-fn write_atomically(
-    file: &Path,
-    write: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
-) -> Result<()> {
-    let dir = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let ctx = |e| ClientError::io(format!("writing {}", file.display()), e);
-    let tmp = tempfile::Builder::new()
-        .prefix(".kiln-")
-        .tempfile_in(dir)
-        .map_err(ctx)?;
-    {
-        let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
-        write(&mut out)?;
-        out.flush().map_err(ctx)?;
-    }
-    tmp.as_file().sync_all().map_err(ctx)?;
-    tmp.persist(file).map_err(|e| ctx(e.error))?;
+/// Write an archive through a `DurableFile`: it appears whole, durable and 0644 (less the
+/// umask) like `kiln save -o`'s, or not at all.
+fn write_atomically(file: &Path, write: impl FnOnce(&mut DurableFile) -> Result<()>) -> Result<()> {
+    let mut out = DurableFile::create(file, Readers::Everyone)?;
+    write(&mut out)?;
+    out.commit()?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 
 use std::{
     fs::{File, OpenOptions},
-    os::{fd::AsRawFd, unix::fs::FileExt},
+    os::unix::fs::FileExt,
     path::PathBuf,
     sync::Arc,
 };
@@ -183,17 +183,7 @@ impl Staging {
                 .map_err(|e| io_error(&self.path, e))?;
             at += piece.len() as u64;
         }
-        // SAFETY: a plain syscall on a file descriptor this struct owns.
-        let started = unsafe {
-            libc::sync_file_range(
-                self.file.as_raw_fd(),
-                offset as libc::off64_t,
-                (at - offset) as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
-        // Only a head start for the fsync in `publish`; a filesystem without it is fine.
-        let _ = started;
+        kiln_store::durable::start_writeback(&self.file, offset, at - offset);
         Ok(())
     }
 
@@ -202,9 +192,10 @@ impl Staging {
         self.file.sync_all().map_err(|e| io_error(&self.path, e))?;
         std::fs::rename(&self.path, &self.dest).map_err(|e| io_error(&self.dest, e))?;
         let parent = self.dest.parent().expect("an object path has a parent");
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| io_error(parent, e))
+        kiln_store::durable::sync_dir(parent).map_err(|e| object_store::Error::Generic {
+            store: "LocalStore",
+            source: Box::new(e),
+        })
     }
 }
 
