@@ -9,8 +9,7 @@ use std::{
 };
 
 use crate::{
-    caps,
-    rootfs,
+    caps, rootfs,
     spec::{Network, Spec},
     syscall::{BpfProgram, Kind, Syscall},
 };
@@ -39,7 +38,8 @@ impl<T> Step<T> for io::Result<T> {
 
 /// The namespaces the helper unshares before it forks the container's PID 1.
 pub(crate) fn namespace_flags(spec: &Spec) -> libc::c_int {
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if spec.network == Network::None {
         flags |= libc::CLONE_NEWNET;
     }
@@ -131,8 +131,10 @@ fn workdir(sys: &impl Syscall, spec: &Spec) -> Result<(), SetupError> {
                 .step(&format!("chown of the working directory {what}"))?;
         }
     }
-    sys.chdir(&path)
-        .step(&format!("entering the working directory {}", path.display()))
+    sys.chdir(&path).step(&format!(
+        "entering the working directory {}",
+        path.display()
+    ))
 }
 
 /// Finds `argv[0]` as docker does: a name with a `/` is used as is (relative to the

@@ -16,8 +16,8 @@ use crate::{
 };
 
 use libc::{
-    MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
-    MS_REMOUNT, MS_STRICTATIME,
+    MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT,
+    MS_STRICTATIME,
 };
 
 /// Character devices Docker puts in `/dev`: (name, major, minor).
@@ -190,7 +190,12 @@ fn dev(sys: &impl Syscall) -> Result<(), SetupError> {
             MS_NOSUID | MS_NODEV | MS_NOEXEC,
             "mode=1777,size=65536k",
         ),
-        ("mqueue", "/dev/mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""),
+        (
+            "mqueue",
+            "/dev/mqueue",
+            MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            "",
+        ),
     ];
     for (fstype, target, flags, data) in submounts {
         sys.mkdir(p(target), 0o755)

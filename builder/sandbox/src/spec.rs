@@ -69,8 +69,7 @@ impl Spec {
                 self.cwd.display()
             ));
         }
-        if self.hostname.is_empty() || self.hostname.len() > 64 || self.hostname.contains('\0')
-        {
+        if self.hostname.is_empty() || self.hostname.len() > 64 || self.hostname.contains('\0') {
             return Err(format!("hostname {:?} is not 1 to 64 bytes", self.hostname));
         }
         let nul = |s: &String| s.contains('\0');

@@ -12,7 +12,10 @@ use crate::{
 };
 
 fn spec() -> Spec {
-    let mut spec = Spec::new("/var/lib/kiln/run/1/rootfs", vec!["sh".into(), "-c".into(), "true".into()]);
+    let mut spec = Spec::new(
+        "/var/lib/kiln/run/1/rootfs",
+        vec!["sh".into(), "-c".into(), "true".into()],
+    );
     spec.hostname = "box".into();
     spec.hosts = "127.0.0.1 localhost box\n".into();
     spec.resolv_conf = "nameserver 192.0.2.1\n".into();
@@ -59,7 +62,10 @@ fn namespaces_follow_the_network_choice() {
     let base = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     assert_eq!(
         sys.calls(),
-        vec![Call::Unshare(base), Call::Unshare(base | libc::CLONE_NEWNET)]
+        vec![
+            Call::Unshare(base),
+            Call::Unshare(base | libc::CLONE_NEWNET)
+        ]
     );
 }
 
@@ -90,20 +96,23 @@ fn etc_files_are_bound_from_a_scratch_tmpfs_that_is_dropped_before_dev() {
     let sys = full_root();
     container::prepare(&sys, &spec()).unwrap();
     let calls = sys.calls();
-    let write_hosts = position(&calls, |c| {
-        matches!(c, Call::WriteFile(p, text, _) if p == Path::new("/dev/hosts") && text.contains("box"))
-    });
+    let write_hosts = position(
+        &calls,
+        |c| matches!(c, Call::WriteFile(p, text, _) if p == Path::new("/dev/hosts") && text.contains("box")),
+    );
     let bind_hosts = position(&calls, |c| {
         matches!(c, Call::Mount { source: Some(s), target, flags, .. }
             if s == Path::new("/dev/hosts") && target == Path::new("/etc/hosts") && *flags == MS_BIND)
     });
-    let bind_resolv = position(&calls, |c| {
-        matches!(c, Call::Mount { target, .. } if target == Path::new("/etc/resolv.conf"))
-    });
+    let bind_resolv = position(
+        &calls,
+        |c| matches!(c, Call::Mount { target, .. } if target == Path::new("/etc/resolv.conf")),
+    );
     let drop_scratch = position(&calls, |c| *c == Call::Umount2("/dev".into(), MNT_DETACH));
-    let real_dev = position(&calls, |c| {
-        matches!(c, Call::Mount { target, data: Some(d), .. } if target == Path::new("/dev") && d.contains("65536k"))
-    });
+    let real_dev = position(
+        &calls,
+        |c| matches!(c, Call::Mount { target, data: Some(d), .. } if target == Path::new("/dev") && d.contains("65536k")),
+    );
     assert!(write_hosts < bind_hosts && bind_hosts < drop_scratch);
     assert!(bind_resolv < drop_scratch && drop_scratch < real_dev);
     assert!(calls.contains(&Call::WriteFile(
@@ -127,7 +136,12 @@ fn dev_has_dockers_devices_and_links() {
         ("tty", 5, 0),
     ] {
         let path = PathBuf::from("/dev").join(name);
-        assert!(calls.contains(&Call::Mknod(path.clone(), libc::S_IFCHR | 0o666, major, minor)));
+        assert!(calls.contains(&Call::Mknod(
+            path.clone(),
+            libc::S_IFCHR | 0o666,
+            major,
+            minor
+        )));
         assert!(calls.contains(&Call::Chmod(path, 0o666)));
     }
     assert!(calls.iter().any(|c| matches!(c,
@@ -135,7 +149,10 @@ fn dev_has_dockers_devices_and_links() {
             if target == Path::new("/dev/pts") && t == "devpts" && d.contains("newinstance"))));
     assert!(calls.contains(&Call::Symlink("pts/ptmx".into(), "/dev/ptmx".into())));
     assert!(calls.contains(&Call::Symlink("/proc/self/fd".into(), "/dev/fd".into())));
-    assert!(calls.contains(&Call::Symlink("/proc/self/fd/2".into(), "/dev/stderr".into())));
+    assert!(calls.contains(&Call::Symlink(
+        "/proc/self/fd/2".into(),
+        "/dev/stderr".into()
+    )));
     assert!(calls.iter().any(|c| matches!(c,
         Call::Mount { target, data: Some(d), .. } if target == Path::new("/dev/shm") && d.contains("1777"))));
 }
@@ -145,8 +162,14 @@ fn proc_is_masked_and_read_only_where_docker_does_it() {
     let sys = full_root();
     container::prepare(&sys, &spec()).unwrap();
     let m = mounts(&sys.calls());
-    assert!(m.contains(&("/proc/kcore".into(), MS_BIND)), "a file gets /dev/null");
-    assert!(m.contains(&("/proc/acpi".into(), MS_RDONLY)), "a directory gets an empty tmpfs");
+    assert!(
+        m.contains(&("/proc/kcore".into(), MS_BIND)),
+        "a file gets /dev/null"
+    );
+    assert!(
+        m.contains(&("/proc/acpi".into(), MS_RDONLY)),
+        "a directory gets an empty tmpfs"
+    );
     let ro = MS_BIND | MS_REMOUNT | MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     assert!(m.contains(&("/proc/sys".into(), ro)));
     // Paths this kernel lacks are skipped, not errors.
@@ -156,7 +179,9 @@ fn proc_is_masked_and_read_only_where_docker_does_it() {
 #[test]
 fn missing_mount_points_are_created_and_reported_in_order() {
     // A busybox root: no /proc, /dev or /etc/hosts.
-    let sys = Recording::new().with("/etc", Kind::Dir).with("/bin/sh", Kind::File);
+    let sys = Recording::new()
+        .with("/etc", Kind::Dir)
+        .with("/bin/sh", Kind::File);
     let created = container::prepare(&sys, &spec()).unwrap();
     let paths: Vec<_> = created.iter().map(|p| p.display().to_string()).collect();
     assert_eq!(paths, ["/proc", "/dev", "/etc/hosts", "/etc/resolv.conf"]);
@@ -164,7 +189,10 @@ fn missing_mount_points_are_created_and_reported_in_order() {
     let created = container::prepare(&sys, &spec()).unwrap();
     assert_eq!(created[2], PathBuf::from("/etc"), "/etc before its files");
     // The empty mount point is a file in the root, not the contents.
-    assert!(sys.calls().contains(&Call::WriteFile("/etc/hosts".into(), String::new(), 0o644)));
+    assert!(
+        sys.calls()
+            .contains(&Call::WriteFile("/etc/hosts".into(), String::new(), 0o644))
+    );
 }
 
 #[test]
@@ -185,7 +213,10 @@ fn hostname_loopback_and_workdir() {
     assert!(calls.contains(&Call::LoopbackUp));
     // Missing components are created for the user; existing ones are left alone.
     assert!(!calls.contains(&Call::Mkdir("/app".into(), 0o755)));
-    assert!(!calls.contains(&Call::Mkdir("/app/src".into(), 0o755)), "cleaned first");
+    assert!(
+        !calls.contains(&Call::Mkdir("/app/src".into(), 0o755)),
+        "cleaned first"
+    );
     assert!(calls.contains(&Call::Mkdir("/app/build".into(), 0o755)));
     assert!(calls.contains(&Call::Chown("/app/build/out".into(), 1000, 1001)));
     assert_eq!(calls.last().unwrap(), &Call::Chdir("/app/build/out".into()));

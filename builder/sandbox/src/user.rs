@@ -167,9 +167,7 @@ fn read_in_root(root: &Path, rel: &str) -> Result<String, UserError> {
     };
     let mut bytes = Vec::new();
     // passwd files are small; a bound keeps a hostile one (a FIFO, /dev/zero) from hanging.
-    file.take(16 << 20)
-        .read_to_end(&mut bytes)
-        .map_err(err)?;
+    file.take(16 << 20).read_to_end(&mut bytes).map_err(err)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -213,7 +211,10 @@ pub(crate) fn open_in_root(root: &Path, rel: &Path) -> io::Result<File> {
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", PathBuf::from("/").join(rel).display()),
+            format!(
+                "{} is not a regular file",
+                PathBuf::from("/").join(rel).display()
+            ),
         ));
     }
     Ok(file)
@@ -252,32 +253,58 @@ mod tests {
         let r = root();
         let r = r.path();
         assert_eq!(ids(&resolve_user(r, "").unwrap()), (0, 0, vec![10]));
-        assert_eq!(ids(&resolve_user(r, "app").unwrap()), (1000, 1001, vec![10, 50]));
-        assert_eq!(resolve_user(r, "app").unwrap().home.as_deref(), Some("/home/app"));
+        assert_eq!(
+            ids(&resolve_user(r, "app").unwrap()),
+            (1000, 1001, vec![10, 50])
+        );
+        assert_eq!(
+            resolve_user(r, "app").unwrap().home.as_deref(),
+            Some("/home/app")
+        );
         // A uid with an entry takes the entry's group and its memberships.
-        assert_eq!(ids(&resolve_user(r, "1000").unwrap()), (1000, 1001, vec![10, 50]));
+        assert_eq!(
+            ids(&resolve_user(r, "1000").unwrap()),
+            (1000, 1001, vec![10, 50])
+        );
         // A uid without an entry needs none: group 0, no supplementary groups, HOME /.
         let u = resolve_user(r, "4242").unwrap();
         assert_eq!((ids(&u), u.home.as_deref()), ((4242, 0, vec![]), Some("/")));
-        assert_eq!(ids(&resolve_user(r, "4242:4343").unwrap()), (4242, 4343, vec![]));
+        assert_eq!(
+            ids(&resolve_user(r, "4242:4343").unwrap()),
+            (4242, 4343, vec![])
+        );
     }
 
     #[test]
     fn explicit_group_replaces_and_adds_none() {
         let r = root();
         let r = r.path();
-        assert_eq!(ids(&resolve_user(r, "app:staff").unwrap()), (1000, 50, vec![]));
+        assert_eq!(
+            ids(&resolve_user(r, "app:staff").unwrap()),
+            (1000, 50, vec![])
+        );
         assert_eq!(ids(&resolve_user(r, "app:7").unwrap()), (1000, 7, vec![]));
-        assert_eq!(ids(&resolve_user(r, "nobody:nogroup").unwrap()), (65534, 65534, vec![]));
+        assert_eq!(
+            ids(&resolve_user(r, "nobody:nogroup").unwrap()),
+            (65534, 65534, vec![])
+        );
     }
 
     #[test]
     fn missing_names_are_clear_errors() {
         let r = root();
         let err = resolve_user(r.path(), "ghost").unwrap_err().to_string();
-        assert_eq!(err, "unable to find user ghost: no matching entries in passwd file");
-        let err = resolve_user(r.path(), "app:ghosts").unwrap_err().to_string();
-        assert_eq!(err, "unable to find group ghosts: no matching entries in group file");
+        assert_eq!(
+            err,
+            "unable to find user ghost: no matching entries in passwd file"
+        );
+        let err = resolve_user(r.path(), "app:ghosts")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unable to find group ghosts: no matching entries in group file"
+        );
         assert!(matches!(
             resolve_user(r.path(), "3000000000"),
             Err(UserError::Range(_))
@@ -287,7 +314,10 @@ mod tests {
     #[test]
     fn no_passwd_file_allows_numbers_only() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(ids(&resolve_user(dir.path(), "12:34").unwrap()), (12, 34, vec![]));
+        assert_eq!(
+            ids(&resolve_user(dir.path(), "12:34").unwrap()),
+            (12, 34, vec![])
+        );
         assert_eq!(ids(&resolve_user(dir.path(), "").unwrap()), (0, 0, vec![]));
         assert!(matches!(
             resolve_user(dir.path(), "root"),

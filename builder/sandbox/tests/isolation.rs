@@ -32,7 +32,11 @@ fn only_its_own_processes_are_visible() {
     let root = Root::new();
     let out = ok(&root.spec("ps -o pid,comm; echo ---; ls /proc | grep '^[0-9]*$'"));
     let (ps, ls) = out.split_once("---\n").unwrap();
-    let pids: Vec<&str> = ps.lines().skip(1).map(|l| l.split_whitespace().next().unwrap()).collect();
+    let pids: Vec<&str> = ps
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
     // sh is PID 1 (as in a docker build RUN); ps is its child.
     assert_eq!(pids, ["1", "2"], "{ps}");
     assert!(ps.lines().nth(1).unwrap().ends_with("sh"), "{ps}");
@@ -59,7 +63,10 @@ fn nothing_outside_the_root_can_be_read_or_written() {
     assert!(out.ends_with("0\n"), "/.. is / inside the root: {out}");
     assert_eq!(fs::read_to_string(&secret).unwrap(), "host");
     // `/../../..` is `/`: the file landed in the root, nowhere else.
-    assert_eq!(fs::read_to_string(root.path().join("escape")).unwrap(), "escaped\n");
+    assert_eq!(
+        fs::read_to_string(root.path().join("escape")).unwrap(),
+        "escaped\n"
+    );
     assert!(!Path::new("/escape").exists());
 }
 
@@ -199,7 +206,10 @@ fn hostname_env_and_working_directory() {
     // The missing working directory was created for the user, and /work not at all.
     let meta = fs::metadata(root.path().join("app/src")).unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (1000, 1001, 0o755));
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (1000, 1001, 0o755)
+    );
     assert!(!root.path().join("work").exists());
 }
 
@@ -209,7 +219,10 @@ fn user_by_name_and_by_numbers() {
     let mut spec = root.spec("id; touch /root/x 2>/dev/null || echo denied; echo $HOME");
     spec.user = resolve_user(&root.path(), "nobody").unwrap();
     let out = ok(&spec);
-    assert_eq!(out, "uid=65534(nobody) gid=65534(nogroup)\ndenied\n/nonexistent\n");
+    assert_eq!(
+        out,
+        "uid=65534(nobody) gid=65534(nogroup)\ndenied\n/nonexistent\n"
+    );
 
     spec.user = resolve_user(&root.path(), "1000:1000").unwrap();
     assert_eq!(ok(&spec), "uid=1000 gid=1000\ndenied\n/\n");
@@ -252,7 +265,8 @@ fn network_none_has_only_lo_and_it_is_up() {
 fn etc_files_have_the_given_contents_and_leave_the_root_alone() {
     let root = Root::new();
     fs::write(root.path().join("etc/hosts"), "from the image\n").unwrap();
-    let mut spec = root.spec("cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo extra >> /etc/hosts");
+    let mut spec =
+        root.spec("cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo extra >> /etc/hosts");
     spec.hosts = "127.0.0.1\tlocalhost sandbox-test\n10.0.0.9\tregistry\n".into();
     spec.resolv_conf = "nameserver 192.0.2.53\nsearch example.invalid\n".into();
     let ran = run(&spec);

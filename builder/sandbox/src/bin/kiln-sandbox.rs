@@ -5,7 +5,10 @@
 use std::{path::PathBuf, process::ExitCode};
 
 fn main() -> ExitCode {
-    if std::env::args_os().nth(1).is_some_and(|a| a == kiln_sandbox::INIT_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == kiln_sandbox::INIT_ARG)
+    {
         kiln_sandbox::init_main();
     }
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
@@ -27,7 +30,11 @@ fn main() -> ExitCode {
     match kiln_sandbox::run(&spec, &exe) {
         Ok(outcome) => {
             if let Some(path) = rest.first() {
-                let created: Vec<_> = outcome.created.iter().map(|p| p.display().to_string()).collect();
+                let created: Vec<_> = outcome
+                    .created
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
                 let json = serde_json::json!({ "code": outcome.status.code(), "created": created });
                 let _ = std::fs::write(path, json.to_string());
             }

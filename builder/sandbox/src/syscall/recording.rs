@@ -127,7 +127,10 @@ impl Syscall for Recording {
     }
 
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()> {
-        self.record(Call::PivotRoot(new_root.to_path_buf(), put_old.to_path_buf()))
+        self.record(Call::PivotRoot(
+            new_root.to_path_buf(),
+            put_old.to_path_buf(),
+        ))
     }
 
     fn chdir(&self, path: &Path) -> io::Result<()> {
@@ -222,7 +225,11 @@ impl Syscall for Recording {
     }
 
     fn execve(&self, path: &Path, argv: &[String], env: &[String]) -> io::Error {
-        match self.record(Call::Execve(path.to_path_buf(), argv.to_vec(), env.to_vec())) {
+        match self.record(Call::Execve(
+            path.to_path_buf(),
+            argv.to_vec(),
+            env.to_vec(),
+        )) {
             Err(e) => e,
             // A recorded exec "succeeds" by returning this marker error to the caller.
             Ok(()) => io::Error::other("recorded execve"),

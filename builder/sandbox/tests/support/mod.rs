@@ -21,7 +21,10 @@ pub const DRIVER: &str = env!("CARGO_BIN_EXE_kiln-sandbox");
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the sandbox tests need root (CI runs them as root)");
+    assert_eq!(
+        euid, 0,
+        "the sandbox tests need root (CI runs them as root)"
+    );
 }
 
 /// The fixture busybox rootfs tarball, made once per test binary run.
@@ -75,10 +78,7 @@ impl Root {
 
     /// A spec running `script` with `sh -c` in this root.
     pub fn spec(&self, script: &str) -> Spec {
-        let mut spec = Spec::new(
-            self.path(),
-            vec!["sh".into(), "-c".into(), script.into()],
-        );
+        let mut spec = Spec::new(self.path(), vec!["sh".into(), "-c".into(), script.into()]);
         spec.hostname = "sandbox-test".into();
         spec
     }
