@@ -50,6 +50,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The sandbox helper re-executes this binary (`kiln __sandbox-init ...`). It must run
+    // before clap and before any thread or tokio runtime exists: it unshares namespaces
+    // and forks, which a multithreaded process must not do. Not a clap subcommand, so it
+    // never shows in --help.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == kiln_sandbox::INIT_ARG)
+    {
+        kiln_sandbox::init_main();
+    }
     let cli = Cli::parse();
     let root = cli
         .root
