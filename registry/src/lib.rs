@@ -1,6 +1,6 @@
 //! OCI Distribution for kiln: the registry server (handlers, services, storage) and its
-//! HTTP client share this crate, with `copy` between transports. It depends on the store
-//! and nothing above it.
+//! HTTP client share this crate and its `wire` types, with `copy` between transports. It
+//! depends on the store and nothing above it.
 
 pub use kiln_store as store;
 pub mod client;
@@ -8,3 +8,4 @@ pub mod copy;
 pub mod server;
 pub mod services;
 pub mod storage;
+pub mod wire;

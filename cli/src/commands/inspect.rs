@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use kiln_store::ImageStore;
+use kiln_store::{CONFIG_LIMIT, DOCUMENT_LIMIT, ImageStore};
 use serde_json::{Value, json};
 
 use super::open_store;
@@ -39,9 +39,10 @@ fn inspect_one(store: &ImageStore, name: &str) -> Result<Value> {
         .filter_map(|e| e.reference.map(|r| r.familiar()))
         .collect();
     let blobs = store.blobs();
-    let manifest: Value =
-        serde_json::from_slice(&blobs.read_verified(&image.manifest_descriptor.digest, 4 << 20)?)?;
-    let config: Value = serde_json::from_slice(&blobs.read_verified(image.id(), 32 << 20)?)?;
+    let manifest: Value = serde_json::from_slice(
+        &blobs.read_verified(&image.manifest_descriptor.digest, DOCUMENT_LIMIT)?,
+    )?;
+    let config: Value = serde_json::from_slice(&blobs.read_verified(image.id(), CONFIG_LIMIT)?)?;
     Ok(json!({
         "Id": image.id().to_string(),
         "Digest": image.manifest_descriptor.digest.to_string(),

@@ -5,13 +5,12 @@ use futures::StreamExt;
 use reqwest::{Response, StatusCode};
 
 use super::{ClientError, Result};
+use crate::wire::{ErrorCode, ErrorEnvelope};
 
 /// Error answers: the OCI error envelope, or a line of text.
 pub const ERROR_LIMIT: usize = 64 << 10;
 /// Token answers: a JWT with its scopes is a few KiB.
 pub const TOKEN_LIMIT: usize = 1 << 20;
-/// Registries refuse manifests over 4 MiB; so do we, rather than read without end.
-pub const MANIFEST_LIMIT: usize = 4 << 20;
 
 /// The whole body, or `TooMuch` as soon as it passes `limit` (the rest is never read: the
 /// connection is dropped). `what` names the body in the error.
@@ -61,27 +60,17 @@ pub(crate) async fn error_message(response: Response, host: &str, action: &str) 
         // A body that broke off says nothing more; the status still does.
         Err(_) => Vec::new(),
     };
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<OciError>,
-    }
-    #[derive(serde::Deserialize)]
-    struct OciError {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    if let Ok(errors) = serde_json::from_slice::<Errors>(&body)
-        && !errors.errors.is_empty()
-    {
-        return Ok(errors
+    if let Some(envelope) = ErrorEnvelope::parse(&body) {
+        return Ok(envelope
             .errors
             .iter()
-            .map(|e| match (e.code.is_empty(), e.message.is_empty()) {
-                (false, false) => format!("{}: {}", e.code, e.message),
-                (false, true) => e.code.clone(),
-                _ => e.message.clone(),
+            .map(|e| {
+                let code = e.code.as_ref().map_or("", ErrorCode::as_str);
+                match (code.is_empty(), e.message.is_empty()) {
+                    (false, false) => format!("{code}: {}", e.message),
+                    (false, true) => code.to_string(),
+                    _ => e.message.clone(),
+                }
             })
             .collect::<Vec<_>>()
             .join("; "));

@@ -20,7 +20,7 @@ use reqwest::{RequestBuilder, Response, StatusCode, Url, header};
 
 pub use auth::Access;
 use auth::HostAuth;
-pub use bodies::{ERROR_LIMIT, MANIFEST_LIMIT, TOKEN_LIMIT, failure};
+pub use bodies::{ERROR_LIMIT, TOKEN_LIMIT, failure};
 pub use challenge::Challenge;
 pub use credentials::{Credentials, DockerConfig};
 pub use error::{ClientError, Result, check_blob};

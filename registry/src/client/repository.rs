@@ -3,13 +3,14 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use kiln_store::{Descriptor, Digest, Reference, media_type};
+use kiln_store::{Descriptor, Digest, Reference};
 use reqwest::{RequestBuilder, Response, StatusCode, header};
 
 use super::{
     Access, Client, ClientError, Result, api_host,
-    bodies::{MANIFEST_LIMIT, failure, read_capped},
+    bodies::{failure, read_capped},
 };
+use crate::wire::{MANIFEST_LIMIT, manifest_media_type};
 
 const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.oci.image.manifest.v1+json, \
@@ -150,7 +151,7 @@ impl Repository {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            .map(str::to_string);
         let bytes = read_capped(response, MANIFEST_LIMIT, &self.host, &what).await?;
         let digest = Digest::of(&bytes);
         if let Ok(expected) = reference.parse::<Digest>()
@@ -162,8 +163,8 @@ impl Repository {
                 actual: digest,
             });
         }
-        let media_type = document_media_type(&bytes, declared.as_deref())
-            .ok_or_else(|| self.protocol(&what, "the document is not a manifest or an index"))?;
+        let media_type = manifest_media_type(&bytes, declared.as_deref())
+            .map_err(|e| self.protocol(&what, &e.to_string()))?;
         let descriptor = Descriptor::new(&media_type, digest, bytes.len() as u64);
         Ok(ManifestResponse { descriptor, bytes })
     }
@@ -249,54 +250,5 @@ impl Repository {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
             .ok_or_else(|| self.protocol(action, "no Location header on an upload"))
-    }
-}
-
-/// The media type of a manifest document: its `mediaType` field, else what the server
-/// declared, else what its shape says (OCI manifests may leave the field out).
-fn document_media_type(bytes: &[u8], declared: Option<&str>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Probe {
-        media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
-        config: Option<serde_json::Value>,
-    }
-    let probe: Probe = serde_json::from_slice(bytes).ok()?;
-    let known = |t: &str| media_type::is_manifest(t) || media_type::is_index(t);
-    if let Some(t) = probe.media_type.filter(|t| known(t)) {
-        return Some(t);
-    }
-    if let Some(t) = declared.filter(|t| known(t)) {
-        return Some(t.to_string());
-    }
-    match (probe.manifests, probe.config) {
-        (Some(_), None) => Some(media_type::OCI_INDEX.to_string()),
-        (None, Some(_)) => Some(media_type::OCI_MANIFEST.to_string()),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn media_type_comes_from_the_document_first() {
-        let oci = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
-        assert_eq!(
-            document_media_type(oci, None).as_deref(),
-            Some(media_type::OCI_MANIFEST)
-        );
-        assert_eq!(
-            document_media_type(oci, Some(media_type::DOCKER_MANIFEST)).as_deref(),
-            Some(media_type::DOCKER_MANIFEST)
-        );
-        let list = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#;
-        assert_eq!(
-            document_media_type(list, None).as_deref(),
-            Some(media_type::DOCKER_MANIFEST_LIST)
-        );
-        assert_eq!(document_media_type(b"[]", None), None);
     }
 }

@@ -13,6 +13,7 @@ use axum::{
 use base64::Engine as _;
 
 use super::{ApiError, htpasswd::Htpasswd, throttle::PasswordThrottle};
+use crate::wire::{ErrorCode, ErrorEnvelope};
 
 /// Password checks per minute a client address may spend on credentials not yet known to
 /// be right, unless configured otherwise.
@@ -89,12 +90,16 @@ pub async fn require_auth(
     if authorised {
         return next.run(request).await;
     }
-    let body = serde_json::json!({"errors": [{
-        "code": "UNAUTHORIZED",
-        "message": "authentication required",
-        "detail": if credentials.is_some() { "invalid username or password" } else { "" },
-    }]});
-    let mut response = (StatusCode::UNAUTHORIZED, body.to_string()).into_response();
+    let body = ErrorEnvelope::one(
+        ErrorCode::Unauthorized,
+        "authentication required",
+        if credentials.is_some() {
+            "invalid username or password"
+        } else {
+            ""
+        },
+    );
+    let mut response = (StatusCode::UNAUTHORIZED, body.to_json()).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -5,13 +5,14 @@
 
 use std::borrow::Cow;
 
+use crate::{
+    storage::StorageError,
+    wire::{ErrorCode, ErrorEnvelope},
+};
 use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
-
-use crate::storage::StorageError;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -40,84 +41,84 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str, Cow<'_, str>) {
+    fn parts(&self) -> (StatusCode, ErrorCode, &'static str, Cow<'_, str>) {
         use ApiError::*;
         match self {
             BlobUnknown(d) => (
                 StatusCode::NOT_FOUND,
-                "BLOB_UNKNOWN",
+                ErrorCode::BlobUnknown,
                 "blob unknown to registry",
                 d.into(),
             ),
             BlobUploadInvalid(d) => (
                 StatusCode::BAD_REQUEST,
-                "BLOB_UPLOAD_INVALID",
+                ErrorCode::BlobUploadInvalid,
                 "blob upload invalid",
                 d.into(),
             ),
             BlobUploadUnknown(d) => (
                 StatusCode::NOT_FOUND,
-                "BLOB_UPLOAD_UNKNOWN",
+                ErrorCode::BlobUploadUnknown,
                 "blob upload unknown to registry",
                 d.into(),
             ),
             DigestInvalid(d) => (
                 StatusCode::BAD_REQUEST,
-                "DIGEST_INVALID",
+                ErrorCode::DigestInvalid,
                 "provided digest did not match uploaded content",
                 d.into(),
             ),
             ManifestBlobUnknown(d) => (
                 StatusCode::BAD_REQUEST,
-                "MANIFEST_BLOB_UNKNOWN",
+                ErrorCode::ManifestBlobUnknown,
                 "manifest references a blob unknown to registry",
                 d.into(),
             ),
             ManifestInvalid(d) => (
                 StatusCode::BAD_REQUEST,
-                "MANIFEST_INVALID",
+                ErrorCode::ManifestInvalid,
                 "manifest invalid",
                 d.into(),
             ),
             ManifestUnknown(d) => (
                 StatusCode::NOT_FOUND,
-                "MANIFEST_UNKNOWN",
+                ErrorCode::ManifestUnknown,
                 "manifest unknown",
                 d.into(),
             ),
             NameInvalid(d) => (
                 StatusCode::BAD_REQUEST,
-                "NAME_INVALID",
+                ErrorCode::NameInvalid,
                 "invalid repository name",
                 d.into(),
             ),
             SizeInvalid(d) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "SIZE_INVALID",
+                ErrorCode::SizeInvalid,
                 "provided length did not match content length",
                 d.into(),
             ),
             TagInvalid(d) => (
                 StatusCode::BAD_REQUEST,
-                "TAG_INVALID",
+                ErrorCode::TagInvalid,
                 "manifest tag did not match URI",
                 d.into(),
             ),
             Unsupported(d) => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "UNSUPPORTED",
+                ErrorCode::Unsupported,
                 "the operation is unsupported",
                 d.into(),
             ),
             RangeNotSatisfiable { .. } => (
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "BLOB_UPLOAD_INVALID",
+                ErrorCode::BlobUploadInvalid,
                 "chunk out of order",
                 "".into(),
             ),
             TooManyRequests { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "TOOMANYREQUESTS",
+                ErrorCode::TooManyRequests,
                 "too many requests",
                 format!(
                     "too many failed password checks from this address; retry in {retry_after} s"
@@ -127,7 +128,7 @@ impl ApiError {
             // The cause stays in the log: `into_response` writes it there under a request id.
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "UNKNOWN",
+                ErrorCode::Unknown,
                 "internal error",
                 "".into(),
             ),
@@ -163,7 +164,7 @@ impl IntoResponse for ApiError {
             eprintln!("request {id}: internal error: {cause}");
             detail = format!("request {id}; the server log has the cause").into();
         }
-        let body = json!({"errors": [{"code": code, "message": message, "detail": detail}]});
+        let body = ErrorEnvelope::one(code, message, &detail).to_json();
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         if let ApiError::RangeNotSatisfiable { location, size } = &self {
@@ -175,6 +176,6 @@ impl IntoResponse for ApiError {
         if let ApiError::TooManyRequests { retry_after } = &self {
             headers.insert("retry-after", HeaderValue::from(*retry_after));
         }
-        (status, headers, body.to_string()).into_response()
+        (status, headers, body).into_response()
     }
 }

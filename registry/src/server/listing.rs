@@ -10,6 +10,7 @@ use axum::{
 use serde_json::json;
 
 use super::{ApiError, Registry};
+use crate::wire::{Catalog, TagList};
 
 /// `n` and `last` from the query string.
 fn page_params(request: &Request<Body>) -> (Option<usize>, Option<String>) {
@@ -69,12 +70,9 @@ pub async fn tags(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let path = format!("/v2/{name}/tags/list");
-    Ok(respond(
-        all,
-        &request,
-        &path,
-        |page| json!({"name": name, "tags": page}),
-    ))
+    Ok(respond(all, &request, &path, |page| {
+        json!(TagList::new(name, page))
+    }))
 }
 
 pub async fn catalog(registry: &Registry, request: Request<Body>) -> Result<Response, Response> {
@@ -83,10 +81,7 @@ pub async fn catalog(registry: &Registry, request: Request<Body>) -> Result<Resp
         .repositories()
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(respond(
-        all,
-        &request,
-        "/v2/_catalog",
-        |page| json!({"repositories": page}),
-    ))
+    Ok(respond(all, &request, "/v2/_catalog", |page| {
+        json!(Catalog::new(page))
+    }))
 }

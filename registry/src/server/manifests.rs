@@ -15,10 +15,8 @@ use super::{ApiError, Registry, body_stream, header_value};
 use crate::{
     services::manifests::{self, ManifestError, ManifestReference},
     storage::{Claim, StorageError},
+    wire::{MANIFEST_LIMIT, bare_media_type},
 };
-
-/// The spec lets registries refuse manifests over 4 MiB; so do we.
-pub const MANIFEST_LIMIT: usize = 4 << 20;
 
 enum Reference {
     Tag(String),
@@ -52,7 +50,7 @@ pub async fn handle(
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .map(|t| t.split(';').next().unwrap_or(t).trim().to_string())
+                .map(|t| bare_media_type(t).to_string())
                 .filter(|t| !t.is_empty())
                 .collect::<Vec<_>>();
             get(
@@ -159,7 +157,7 @@ async fn put(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        .map(|v| bare_media_type(v).to_string());
     let bytes = read_limited(request).await?;
     let reference = match reference {
         Reference::Tag(t) => ManifestReference::Tag(t),

@@ -12,7 +12,10 @@ use kiln_store::{
     spec::{self, DocumentKind},
 };
 
-use crate::storage::{RegistryStorage, StorageError, WRITING_HOLD};
+use crate::{
+    storage::{RegistryStorage, StorageError, WRITING_HOLD},
+    wire::manifest_media_type,
+};
 
 /// How deep indexes may nest below the one being pushed (Distribution does not bound it;
 /// nobody nests more than two).
@@ -120,14 +123,13 @@ pub async fn put_manifest(
     Ok(StoredManifest { digest, subject })
 }
 
-/// The manifest's media type, from its `mediaType` and the request's `Content-Type`,
-/// which must agree when both are there; `schemaVersion` must be 2.
+/// The manifest's media type, by the rule both sides of the wire use
+/// (`wire::manifest_media_type`); `schemaVersion` must be 2.
 fn media_type(bytes: &[u8], content_type: Option<&str>) -> Result<String, ManifestError> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Head {
         schema_version: Option<u32>,
-        media_type: Option<String>,
     }
     let invalid = |s: String| Err(ManifestError::Invalid(s));
     let head: Head = match serde_json::from_slice(bytes) {
@@ -137,20 +139,7 @@ fn media_type(bytes: &[u8], content_type: Option<&str>) -> Result<String, Manife
     if head.schema_version != Some(2) {
         return invalid("schemaVersion must be 2".into());
     }
-    let media_type = match (content_type, head.media_type) {
-        (Some(c), Some(m)) if c != m => {
-            return invalid(format!("Content-Type {c} but mediaType {m}"));
-        }
-        (_, Some(m)) => m,
-        (Some(c), None) => c.to_string(),
-        (None, None) => return invalid("no media type (Content-Type or mediaType)".into()),
-    };
-    let known = kiln_store::media_type::is_manifest(&media_type)
-        || kiln_store::media_type::is_index(&media_type);
-    if !known {
-        return invalid(format!("unsupported manifest media type {media_type}"));
-    }
-    Ok(media_type)
+    manifest_media_type(bytes, content_type).map_err(|e| ManifestError::Invalid(e.to_string()))
 }
 
 /// Claim every blob a manifest names; each must be in `repo` with the descriptor's size.

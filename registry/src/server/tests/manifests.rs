@@ -317,3 +317,71 @@ async fn accept_negotiation_serves_as_stored_or_not_at_all() {
         }
     }
 }
+
+/// A PUT is typed by the rule the client reads with (`wire::manifest_media_type`): the
+/// document's `mediaType`, then a manifest `Content-Type`, then unambiguous fields.
+#[tokio::test]
+async fn manifest_puts_are_typed_by_the_wire_rule() {
+    const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    let h = Harness::new();
+    let config = h.blob("t", b"{}").await;
+    let typed = manifest(&config, &[]);
+    let untyped = typed.replacen(&format!(r#""mediaType":"{OCI_MANIFEST}","#), "", 1);
+    assert_ne!(typed, untyped);
+    let ambiguous = untyped.replacen(r#""layers":[]"#, r#""layers":[],"manifests":[]"#, 1);
+    let cases: [(&str, &str, Option<&str>, StatusCode, Option<&str>); 6] = [
+        // Neither mediaType nor Content-Type: an OCI manifest by its fields.
+        ("a", &untyped, None, StatusCode::CREATED, Some(OCI_MANIFEST)),
+        // A generic Content-Type does not contradict the document.
+        (
+            "b",
+            &typed,
+            Some("application/json"),
+            StatusCode::CREATED,
+            Some(OCI_MANIFEST),
+        ),
+        // Without mediaType, a manifest Content-Type says which.
+        (
+            "c",
+            &untyped,
+            Some(DOCKER_MANIFEST),
+            StatusCode::CREATED,
+            Some(DOCKER_MANIFEST),
+        ),
+        (
+            "d",
+            &typed,
+            Some(DOCKER_MANIFEST),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        ("e", &ambiguous, None, StatusCode::BAD_REQUEST, None),
+        (
+            "f",
+            &typed,
+            Some("application/vnd.example+json"),
+            StatusCode::CREATED,
+            Some(OCI_MANIFEST),
+        ),
+    ];
+    for (tag, body, content_type, want, stored) in cases {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|c| ("content-type", c))
+            .into_iter()
+            .collect();
+        let uri = format!("/v2/t/manifests/{tag}");
+        let (status, _, got) = h.call("PUT", &uri, &headers, body.as_bytes()).await;
+        assert_eq!(status, want, "{tag}: {}", String::from_utf8_lossy(&got));
+        if status != StatusCode::CREATED {
+            assert_eq!(code(&got), "MANIFEST_INVALID", "{tag}");
+        }
+        let (status, headers, _) = h.call("GET", &uri, &[], b"").await;
+        match stored {
+            Some(media_type) => {
+                assert_eq!(status, StatusCode::OK, "{tag}");
+                assert_eq!(headers["content-type"], media_type, "{tag}");
+            }
+            None => assert_eq!(status, StatusCode::NOT_FOUND, "{tag}"),
+        }
+    }
+}
