@@ -329,6 +329,7 @@ async fn manifest_puts_are_typed_by_the_wire_rule() {
     let untyped = typed.replacen(&format!(r#""mediaType":"{OCI_MANIFEST}","#), "", 1);
     assert_ne!(typed, untyped);
     let ambiguous = untyped.replacen(r#""layers":[]"#, r#""layers":[],"manifests":[]"#, 1);
+    #[allow(clippy::type_complexity)] // a table of cases reads best inline
     let cases: [(&str, &str, Option<&str>, StatusCode, Option<&str>); 6] = [
         // Neither mediaType nor Content-Type: an OCI manifest by its fields.
         ("a", &untyped, None, StatusCode::CREATED, Some(OCI_MANIFEST)),
