@@ -100,6 +100,14 @@ mod tests {
         format!(r#"{{"schemaVersion":2,{m}{fields}}}"#)
     }
 
+    /// `mediaType` (if any), the other fields, the `Content-Type` (if any), the answer.
+    type Row<'a> = (
+        Option<&'a str>,
+        &'a str,
+        Option<&'a str>,
+        Result<&'a str, MediaTypeError>,
+    );
+
     #[test]
     fn precedence_table() {
         let image = r#""config":{},"layers":[]"#;
@@ -111,7 +119,7 @@ mod tests {
         };
         let with_charset = format!("{DOCKER_MANIFEST}; charset=utf-8");
         #[rustfmt::skip]
-        let table: Vec<(Option<&str>, &str, Option<&str>, Result<&str, MediaTypeError>)> = vec![
+        let table: Vec<Row> = vec![
             // mediaType decides, with or without a Content-Type that agrees.
             (Some(OCI_MANIFEST), image, None, Ok(OCI_MANIFEST)),
             (Some(OCI_MANIFEST), image, Some(OCI_MANIFEST), Ok(OCI_MANIFEST)),

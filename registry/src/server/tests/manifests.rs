@@ -329,14 +329,14 @@ async fn manifest_puts_are_typed_by_the_wire_rule() {
     let untyped = typed.replacen(&format!(r#""mediaType":"{OCI_MANIFEST}","#), "", 1);
     assert_ne!(typed, untyped);
     let ambiguous = untyped.replacen(r#""layers":[]"#, r#""layers":[],"manifests":[]"#, 1);
-    #[allow(clippy::type_complexity)] // a table of cases reads best inline
-    let cases: [(&str, &str, Option<&str>, StatusCode, Option<&str>); 6] = [
+    let (typed, untyped, ambiguous) = (typed.as_str(), untyped.as_str(), ambiguous.as_str());
+    let cases = [
         // Neither mediaType nor Content-Type: an OCI manifest by its fields.
-        ("a", &untyped, None, StatusCode::CREATED, Some(OCI_MANIFEST)),
+        ("a", untyped, None, StatusCode::CREATED, Some(OCI_MANIFEST)),
         // A generic Content-Type does not contradict the document.
         (
             "b",
-            &typed,
+            typed,
             Some("application/json"),
             StatusCode::CREATED,
             Some(OCI_MANIFEST),
@@ -344,22 +344,22 @@ async fn manifest_puts_are_typed_by_the_wire_rule() {
         // Without mediaType, a manifest Content-Type says which.
         (
             "c",
-            &untyped,
+            untyped,
             Some(DOCKER_MANIFEST),
             StatusCode::CREATED,
             Some(DOCKER_MANIFEST),
         ),
         (
             "d",
-            &typed,
+            typed,
             Some(DOCKER_MANIFEST),
             StatusCode::BAD_REQUEST,
             None,
         ),
-        ("e", &ambiguous, None, StatusCode::BAD_REQUEST, None),
+        ("e", ambiguous, None, StatusCode::BAD_REQUEST, None),
         (
             "f",
-            &typed,
+            typed,
             Some("application/vnd.example+json"),
             StatusCode::CREATED,
             Some(OCI_MANIFEST),
