@@ -1,6 +1,7 @@
-//! OCI Distribution for kiln: the registry server (handlers, services, storage) and its
-//! HTTP client share this crate, with `copy` between transports. It depends on the store
-//! and nothing above it.
+//! OCI Distribution for kiln: the registry server (`server` handlers over `services`
+//! over `storage`, and the collector), the HTTP `client`, and `copy` between transports
+//! (registries, OCI layouts and archives, the store). It depends on the store and
+//! nothing above it.
 
 pub use kiln_store as store;
 pub mod client;

@@ -1,5 +1,6 @@
 //! `Plan::outline`: what `kiln build --print=outline` prints — the target, the ARGs in
-//! play and where their values came from, and each needed stage with its steps.
+//! play and where their values came from, and each needed stage with its steps. The
+//! plan's warnings are not in it; the command prints them on stderr.
 
 use super::{ArgSource, Base, Plan, stage_label};
 
@@ -56,9 +57,7 @@ impl Plan {
                 );
             }
         }
-        for warning in &self.warnings {
-            let _ = writeln!(out, "\nwarning: {warning}");
-        }
+        // Warnings are not part of the outline: the command prints them once, on stderr.
         out
     }
 }

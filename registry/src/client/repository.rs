@@ -9,6 +9,7 @@ use reqwest::{RequestBuilder, Response, StatusCode, header};
 use super::{
     Access, Client, ClientError, Result, api_host,
     bodies::{MANIFEST_LIMIT, failure, read_capped},
+    retry,
 };
 
 const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
@@ -95,13 +96,21 @@ impl Repository {
         if ok.contains(&response.status()) {
             return Ok(response);
         }
-        Err(match failure(&self.host, action, what, response).await {
+        let after = retry::retry_after(&response);
+        let error = match failure(&self.host, action, what, response).await {
             ClientError::Unauthorized { host, message, .. } => ClientError::Unauthorized {
                 have_credentials: self.client.credentials(&host).is_some(),
                 host,
                 message,
             },
             other => other,
+        };
+        Err(match after {
+            Some(after) => ClientError::RetryAfter {
+                after,
+                error: Box::new(error),
+            },
+            None => error,
         })
     }
 
