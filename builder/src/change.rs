@@ -1,7 +1,8 @@
 //! `apply_change`: the Dockerfile instructions `docker import --change` accepts (CMD,
 //! ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL), applied to an image
-//! config. A stop-gap until the full Dockerfile parser of the builder lands: it reads one
-//! instruction per string, with docker's JSON-or-shell forms and quoting.
+//! config. Each string is one instruction with docker's JSON-or-shell forms and quoting,
+//! read here on its own: a `--change` string has no parser directives, continuations,
+//! heredocs or stages, so it does not go through the Dockerfile parser.
 
 use std::collections::BTreeMap;
 

@@ -27,15 +27,24 @@ fn describe(digest: &Digest, outcome: &BlobOutcome) -> String {
     let short = &digest.hex()[..12];
     match outcome {
         BlobOutcome::Copied { bytes, seconds } => {
-            let rate = *bytes as f64 / seconds.max(1e-6) / 1e6;
             format!(
-                "{short}: copied {} in {seconds:.2}s ({rate:.0} MB/s)",
-                human_size(*bytes)
+                "{short}: copied {} in {seconds:.2}s{}",
+                human_size(*bytes),
+                rate(*bytes, *seconds)
             )
         }
         BlobOutcome::Exists => format!("{short}: already there"),
         BlobOutcome::Mounted { from } => format!("{short}: mounted from {from}"),
     }
+}
+
+/// ` (12.5MB/s)`, or nothing for a blob too small or too quick for a rate to mean
+/// anything (a config of 1 kB does not move at "0 MB/s").
+fn rate(bytes: u64, seconds: f64) -> String {
+    if bytes < 1_000_000 || seconds < 0.01 {
+        return String::new();
+    }
+    format!(" ({}/s)", human_size((bytes as f64 / seconds) as u64))
 }
 
 struct Lines;
@@ -80,5 +89,27 @@ impl Progress for Bars {
             self.multi.remove(&bar);
         }
         let _ = self.multi.println(describe(digest, outcome));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_blobs_show_no_rate() {
+        let digest = Digest::of(b"config");
+        let small = BlobOutcome::Copied {
+            bytes: 1500,
+            seconds: 0.2,
+        };
+        let line = describe(&digest, &small);
+        assert!(line.ends_with("copied 1.5kB in 0.20s"), "{line}");
+        let big = BlobOutcome::Copied {
+            bytes: 50_000_000,
+            seconds: 2.0,
+        };
+        let line = describe(&digest, &big);
+        assert!(line.ends_with("copied 50MB in 2.00s (25MB/s)"), "{line}");
     }
 }

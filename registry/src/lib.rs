@@ -1,5 +1,6 @@
-//! OCI Distribution for kiln: the registry server (handlers, services, storage) and its
-//! HTTP client share this crate and its `wire` types, with `copy` between transports. It
+//! OCI Distribution for kiln: the registry server (`server` handlers over `services`
+//! over `storage`, and the collector), the HTTP `client`, their shared `wire` types, and
+//! `copy` between transports (registries, OCI layouts and archives, the store). It
 //! depends on the store and nothing above it.
 
 pub use kiln_store as store;

@@ -53,6 +53,8 @@ impl Image {
 #[derive(Debug, Default)]
 pub struct GcReport {
     pub removed: Vec<(Digest, u64)>,
+    /// The untagged images dropped, by image ID (the config digest, as `kiln images`
+    /// shows it; the manifest digest when the config cannot be read).
     pub untagged: Vec<Digest>,
 }
 
@@ -285,7 +287,8 @@ impl ImageStore {
                 index.manifests.retain(|d| {
                     let keep = d.annotation(ANNOTATION_REF_NAME).is_some();
                     if !keep {
-                        report.untagged.push(d.digest.clone());
+                        let id = self.config_digest(d).unwrap_or_else(|_| d.digest.clone());
+                        report.untagged.push(id);
                     }
                     keep
                 });

@@ -111,7 +111,11 @@ impl<R: Read, W: Write> Tee<R, W> {
 impl<R: Read, W: Write> Read for Tee<R, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.reader.read(buf)?;
-        self.writer.write_all(&buf[..n])?;
+        // The error travels back through the tar reader: mark it as a write, or it would
+        // read as a broken input (`reading rootfs.tar: No space left on device`).
+        self.writer
+            .write_all(&buf[..n])
+            .map_err(|e| Error::from_io("writing the layer into the store", e).into_io())?;
         Ok(n)
     }
 }

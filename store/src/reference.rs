@@ -39,6 +39,12 @@ impl Reference {
         if input.is_empty() {
             return Err(invalid("the reference is empty"));
         }
+        // `https://host:5000/app:1` would read as host "https" with an empty port.
+        if let Some((scheme, rest)) = input.split_once("://") {
+            return Err(invalid(&format!(
+                "an image reference has no {scheme}:// in front: write {rest}"
+            )));
+        }
         let (rest, digest) = match input.split_once('@') {
             Some((rest, digest)) => (
                 rest,

@@ -309,6 +309,30 @@ pub fn document_kind(bytes: &[u8], declared: Option<&str>, what: &str) -> Result
     }
     let probe: Probe = from_json(bytes, what)?;
     let media = probe.media_type.as_deref().or(declared);
+    // A type that the content contradicts is an error here, or the document would be read
+    // as the wrong kind and fail later with a misleading message (an "index" with no
+    // platforms, a "manifest" with no layers).
+    let contradiction = match media {
+        Some(m)
+            if media_type::is_index(m) && probe.manifests.is_none() && probe.config.is_some() =>
+        {
+            Some((m, "an image manifest (it has a config and no manifests)"))
+        }
+        Some(m)
+            if media_type::is_manifest(m)
+                && probe.config.is_none()
+                && probe.manifests.is_some() =>
+        {
+            Some((m, "an index (it has manifests and no config)"))
+        }
+        _ => None,
+    };
+    if let Some((m, actual)) = contradiction {
+        return Err(Error::BadImage {
+            what: what.to_string(),
+            detail: format!("its media type is {m}, but the document is {actual}"),
+        });
+    }
     match media {
         Some(m) if media_type::is_manifest(m) => Ok(DocumentKind::Manifest),
         Some(m) if media_type::is_index(m) => Ok(DocumentKind::Index),

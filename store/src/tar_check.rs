@@ -1,6 +1,7 @@
-//! `TarCheck`: reads a tar stream to its end and refuses what could escape the root it is
-//! unpacked into (`..`, absolute paths, links that leave the tree, writes through a symlink)
-//! or that is cut short.
+//! `check_tar` reads a tar stream to its end and refuses what could escape the root it is
+//! unpacked into (`..`, absolute paths, links that leave the tree, writes through a
+//! symlink; `PathCheck` holds those rules) or that is cut short. `tar_error` says which
+//! of those a tar crate error is.
 
 use std::{
     collections::HashSet,
@@ -87,9 +88,14 @@ fn drain(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<u64> {
 
 /// Classify an error out of the tar crate (or out of a reader under it).
 pub fn tar_error(what: &str, err: io::Error) -> Error {
+    if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        // A store error from a reader or writer below (a failed write, a digest check):
+        // it says what failed better than "reading the archive" would.
+        return Error::from_io(String::new(), err);
+    }
     let err = Error::from_io(format!("reading {what}"), err);
     let Error::Io { source, .. } = &err else {
-        return err; // a store error from a reader or writer below: keep it
+        unreachable!("from_io of a plain io::Error is Error::Io")
     };
     let message = source.to_string();
     let truncated = source.kind() == io::ErrorKind::UnexpectedEof

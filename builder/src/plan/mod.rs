@@ -271,7 +271,13 @@ pub fn plan(
 
     let target = match &options.target {
         Some(t) => find(&t.to_ascii_lowercase()).ok_or_else(|| {
-            let mut e = err((1, 1), "", format!("target stage {t:?} could not be found"));
+            // Under the first FROM, where the stages begin (not line 1, a `# syntax=`).
+            let first = stages.first().map_or(1, |s| s.line);
+            let mut e = err(
+                (first, first),
+                "",
+                format!("target stage {t:?} could not be found"),
+            );
             let known: Vec<&str> = names.iter().flatten().map(String::as_str).collect();
             if !known.is_empty() {
                 e.message

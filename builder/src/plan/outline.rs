@@ -1,6 +1,7 @@
 //! `Plan::outline` and `Plan::outline_json`: what `kiln build --print=outline` and
 //! `--print=outline-json` print — the target, the ARGs in play and where their values
 //! came from, and each needed stage with its base, the stages it needs and its steps.
+//! The plan's warnings are not in the text outline; the command prints them on stderr.
 
 use super::{ArgSource, Base, Plan, stage_label};
 
@@ -57,9 +58,7 @@ impl Plan {
                 );
             }
         }
-        for warning in &self.warnings {
-            let _ = writeln!(out, "\nwarning: {warning}");
-        }
+        // Warnings are not part of the outline: the command prints them once, on stderr.
         out
     }
 }

@@ -5,6 +5,7 @@ use std::{io::Read, path::PathBuf};
 use anyhow::{Context, Result, bail};
 use kiln_builder::dockerfile;
 
+/// Read Dockerfiles as kiln (and BuildKit) reads them
 #[derive(clap::Subcommand)]
 pub enum Command {
     Parse(ParseArgs),

@@ -29,9 +29,20 @@ pub struct Args {
     /// Print nothing on success
     #[arg(short, long)]
     quiet: bool,
+
+    /// `kiln load FILE`, as one might type it: refused with a hint (docker refuses it too)
+    #[arg(hide = true, value_name = "FILE")]
+    stray: Option<PathBuf>,
 }
 
 pub fn run(root: &Path, args: Args) -> Result<()> {
+    if let Some(file) = &args.stray {
+        anyhow::bail!(
+            "kiln load reads the archive from standard input or -i FILE: \
+             kiln load -i {}",
+            file.display()
+        );
+    }
     let store = open_store(root)?;
     let report = match args.input.as_deref().filter(|p| *p != Path::new("-")) {
         Some(path) => {

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
-use kiln_registry::client::{Client, Credentials, DockerConfig, Repository, api_host};
+use kiln_registry::client::{Client, ClientError, Credentials, DockerConfig, Repository, api_host};
 
 use super::transfer::{RegistryFlags, client_options, runtime};
 
@@ -112,7 +112,16 @@ pub fn login(args: LoginArgs) -> Result<()> {
     let auth_file = options.auth_file.clone();
     let mut client = Client::new(options)?;
     client.set_credentials(&host, &credentials);
-    runtime()?.block_on(Repository::ping(&client, &host))?;
+    match runtime()?.block_on(Repository::ping(&client, &host)) {
+        // Nothing is stored yet: the registry refused what was given here.
+        Err(ClientError::Unauthorized { host, message, .. }) => {
+            bail!(
+                "{host} refused the user name and password given for {username:?}: {message}",
+                username = credentials.username
+            )
+        }
+        other => other?,
+    }
     let mut config = DockerConfig::load(&auth_file)?;
     config.set(&registry, &credentials);
     config.save()?;

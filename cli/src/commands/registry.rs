@@ -1,4 +1,5 @@
-//! `kiln registry serve`: the OCI Distribution registry, on port 5000 by default.
+//! `kiln registry serve`: the OCI Distribution registry, on port 5000 by default; and
+//! `kiln registry gc`: remove what no tag reaches from a registry's storage.
 
 use std::{
     net::SocketAddr,
@@ -77,21 +78,13 @@ pub struct ServeArgs {
     auth_failures_per_minute: Option<u32>,
 
     /// Serve HTTPS with this certificate chain (PEM)
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_key",
-        env = "KILN_REGISTRY_TLS_CERT"
-    )]
+    // Not `requires = "tls_key"`: the pair may be split between a flag and --config, and
+    // clap's usage line for a missing requirement lists unrelated flags as if required.
+    #[arg(long, value_name = "FILE", env = "KILN_REGISTRY_TLS_CERT")]
     tls_cert: Option<PathBuf>,
 
     /// The private key of --tls-cert (PEM)
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_cert",
-        env = "KILN_REGISTRY_TLS_KEY"
-    )]
+    #[arg(long, value_name = "FILE", env = "KILN_REGISTRY_TLS_KEY")]
     tls_key: Option<PathBuf>,
 }
 
@@ -104,6 +97,15 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
 
 fn gc(root: &Path, args: GcArgs) -> Result<()> {
     let dir = args.storage.unwrap_or_else(|| root.join("registry"));
+    // Opening storage creates it, which serve wants; a collection of a mistyped path
+    // would create an empty registry and report that nothing needed removing.
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "no registry storage at {}: the directory does not exist (give --storage DIR, \
+             as given to `kiln registry serve`)",
+            dir.display()
+        );
+    }
     let storage = RegistryStorage::local(&dir)
         .with_context(|| format!("opening registry storage at {}", dir.display()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -175,8 +177,14 @@ fn serve(root: &Path, mut args: ServeArgs) -> Result<()> {
     if args.allow_anonymous_read && args.htpasswd.is_none() {
         anyhow::bail!("allow_anonymous_read needs htpasswd: without it every request is anonymous");
     }
-    if args.tls_cert.is_some() != args.tls_key.is_some() {
-        anyhow::bail!("tls_cert and tls_key go together");
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(_), None) => anyhow::bail!(
+            "--tls-cert needs --tls-key FILE too (the certificate's private key, PEM)"
+        ),
+        (None, Some(_)) => {
+            anyhow::bail!("--tls-key needs --tls-cert FILE too (the certificate chain, PEM)")
+        }
+        _ => {}
     }
     let dir = args.storage.unwrap_or_else(|| root.join("registry"));
     let storage = RegistryStorage::local(&dir)

@@ -41,7 +41,12 @@ impl Access {
     /// The token scopes for this access, plus the one the registry's challenge named.
     pub fn scopes(&self, challenged: Option<&str>) -> Vec<String> {
         let actions = if self.push { "pull,push" } else { "pull" };
-        let mut scopes = vec![format!("repository:{}:{actions}", self.repository)];
+        let mut scopes = Vec::new();
+        // No repository (the `GET /v2/` ping of a login) asks for no repository scope:
+        // `repository::pull` is not a valid scope, and a token service may refuse it.
+        if !self.repository.is_empty() {
+            scopes.push(format!("repository:{}:{actions}", self.repository));
+        }
         if let Some(from) = &self.mount_from {
             scopes.push(format!("repository:{from}:pull"));
         }
@@ -197,6 +202,15 @@ mod tests {
                 "repository:team/base:pull",
                 "registry:catalog:*"
             ]
+        );
+    }
+
+    #[test]
+    fn the_login_ping_asks_for_no_repository_scope() {
+        assert!(Access::pull("").scopes(None).is_empty());
+        assert_eq!(
+            Access::pull("").scopes(Some("registry:catalog:*")),
+            vec!["registry:catalog:*"]
         );
     }
 

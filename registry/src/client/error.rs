@@ -15,6 +15,9 @@ pub enum ClientError {
     #[error("cannot reach {host}: {detail}")]
     Transport { host: String, detail: String },
 
+    #[error("TLS with {host} failed: {problem}")]
+    Tls { host: String, problem: String },
+
     #[error("timed out talking to {host}: {detail}")]
     Timeout { host: String, detail: String },
 
@@ -86,6 +89,13 @@ pub enum ClientError {
         detail: String,
     },
 
+    /// A 429 or 503 whose `Retry-After` says when to come back.
+    #[error("{error} (the registry asks to retry after {} s)", .after.as_secs())]
+    RetryAfter {
+        after: std::time::Duration,
+        error: Box<ClientError>,
+    },
+
     #[error("{0}")]
     Usage(String),
 
@@ -149,16 +159,16 @@ impl ClientError {
         if let Some(found) = blob_check_in(err) {
             return found;
         }
+        // After a redirect the failure is the other host's: name it, not the registry.
+        let host = super::origin::blamed(host);
         if err.is_connect() && err.is_timeout() {
             return ClientError::Timeout {
-                host: host.to_string(),
+                host,
                 detail: "no connection within the connect timeout (--connect-timeout)".into(),
             };
         }
         if refused {
-            return ClientError::Refused {
-                host: host.to_string(),
-            };
+            return ClientError::Refused { host };
         }
         if chain.contains("dns error") || chain.contains("failed to lookup address") {
             let detail = chain
@@ -166,9 +176,12 @@ impl ClientError {
                 .next()
                 .unwrap_or("lookup failed")
                 .to_string();
-            return ClientError::UnknownHost {
-                host: host.to_string(),
-                detail,
+            return ClientError::UnknownHost { host, detail };
+        }
+        if let Some(problem) = tls_problem(&chain) {
+            return ClientError::Tls {
+                host,
+                problem: problem.to_string(),
             };
         }
         // Drop reqwest's "error sending request for url (…)" preamble: the host says it.
@@ -176,20 +189,57 @@ impl ClientError {
             .split_once("): ")
             .map_or(chain.as_str(), |(_, rest)| rest)
             .to_string();
-        ClientError::Transport {
-            host: host.to_string(),
-            detail,
-        }
+        ClientError::Transport { host, detail }
     }
 
     /// Worth trying again on a fresh connection (a dropped or reset transfer)?
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Transport { .. } | ClientError::Timeout { .. } => true,
-            ClientError::Status { status, .. } => *status >= 500,
+            ClientError::Transport { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::RetryAfter { .. } => true,
+            ClientError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
     }
+}
+
+/// The common TLS failures, from rustls's words (names of its error variants) to what
+/// happened and what to do about it.
+fn tls_problem(chain: &str) -> Option<&'static str> {
+    const PROBLEMS: [(&[&str], &str); 5] = [
+        (
+            &["CaUsedAsEndEntity"],
+            "the server presents a CA certificate as its own (a self-signed CA, \
+             basicConstraints CA:TRUE), which TLS clients refuse: sign a server certificate \
+             with that CA, naming the host in subjectAltName, and serve that (give kiln the \
+             CA with --ca-cert), or use --insecure",
+        ),
+        (
+            &["InvalidContentType", "received corrupt message"],
+            "the other end does not speak TLS on that port (a plain HTTP registry?): to use \
+             plain HTTP, mark it insecure (--insecure, or insecure = [\"host:port\"] in \
+             ~/.config/kiln/registries.toml) and drop --tls-verify; or use its HTTPS port",
+        ),
+        (
+            &["UnknownIssuer"],
+            "its certificate is signed by an authority kiln does not trust: give kiln the \
+             CA's certificate with --ca-cert FILE (or use --insecure)",
+        ),
+        (
+            &["NotValidForName", "not valid for name"],
+            "its certificate does not name the host kiln connected to: use a name listed in \
+             the certificate's subjectAltName, or issue a certificate for this one",
+        ),
+        (
+            &["Expired", "certificate expired"],
+            "its certificate has expired (or this machine's clock is wrong): renew it",
+        ),
+    ];
+    PROBLEMS
+        .iter()
+        .find(|(needles, _)| needles.iter().any(|n| chain.contains(n)))
+        .map(|(_, problem)| *problem)
 }
 
 /// A digest or size check that failed inside a request body (a blob streamed from one

@@ -11,6 +11,7 @@ mod error;
 mod known_blobs;
 mod origin;
 mod repository;
+pub mod retry;
 mod timeouts;
 mod upload;
 
@@ -267,7 +268,8 @@ impl Client {
                 request.headers_mut().insert(header::AUTHORIZATION, value);
             }
             let read = self.options.read_timeout;
-            let response = timeouts::exchange(http, request, read, host, action).await?;
+            let exchange = timeouts::exchange(http, request, read, host, action);
+            let response = origin::tracking_redirects(exchange).await?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }

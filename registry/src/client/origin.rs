@@ -74,10 +74,39 @@ pub(super) fn resolve(base: &str, location: &str, host: &str, action: &str) -> R
     Ok(url.into())
 }
 
+tokio::task_local! {
+    /// The host the request in flight was last redirected to: reqwest's errors carry the
+    /// URL first asked for, and a failure after a redirect is the other host's.
+    static REDIRECTED_TO: std::cell::RefCell<Option<String>>;
+}
+
+/// Run a request, keeping track of where its redirects lead (see `blamed`).
+pub(super) async fn tracking_redirects<F: std::future::Future>(request: F) -> F::Output {
+    REDIRECTED_TO
+        .scope(std::cell::RefCell::new(None), request)
+        .await
+}
+
+/// Who a failure of the request in flight is to be blamed on: `host`, or the host it
+/// redirected kiln to, named as such.
+pub(super) fn blamed(host: &str) -> String {
+    let redirected = REDIRECTED_TO
+        .try_with(|to| to.borrow().clone())
+        .ok()
+        .flatten();
+    match redirected {
+        Some(other) if other != host => format!("{other} (where {host} redirected kiln)"),
+        _ => host.to_string(),
+    }
+}
+
 /// reqwest's redirect rules (at most 10, `Authorization` dropped on another host or port),
 /// and only to http and https.
 pub(super) fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
+        // The policy runs in the task that sends the request (tower's redirect layer,
+        // polled by it), so the task-local of `tracking_redirects` is there.
+        let _ = REDIRECTED_TO.try_with(|to| *to.borrow_mut() = Some(host_of(attempt.url())));
         let scheme = attempt.url().scheme();
         if scheme != "http" && scheme != "https" {
             let message = format!(

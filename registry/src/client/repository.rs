@@ -9,6 +9,7 @@ use reqwest::{RequestBuilder, Response, StatusCode, header};
 use super::{
     Access, Client, ClientError, Result, api_host,
     bodies::{failure, read_capped},
+    retry,
 };
 use crate::wire::{MANIFEST_LIMIT, manifest_media_type};
 
@@ -96,13 +97,21 @@ impl Repository {
         if ok.contains(&response.status()) {
             return Ok(response);
         }
-        Err(match failure(&self.host, action, what, response).await {
+        let after = retry::retry_after(&response);
+        let error = match failure(&self.host, action, what, response).await {
             ClientError::Unauthorized { host, message, .. } => ClientError::Unauthorized {
                 have_credentials: self.client.credentials(&host).is_some(),
                 host,
                 message,
             },
             other => other,
+        };
+        Err(match after {
+            Some(after) => ClientError::RetryAfter {
+                after,
+                error: Box::new(error),
+            },
+            None => error,
         })
     }
 

@@ -69,7 +69,7 @@ pub(super) async fn exchange(
                     activity.last = now;
                 } else if activity.last + read <= now {
                     return Err(ClientError::Timeout {
-                        host: host.to_string(),
+                        host: super::origin::blamed(host),
                         detail: format!(
                             "no answer to {action} within {} (--read-timeout)",
                             seconds(read)

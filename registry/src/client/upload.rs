@@ -5,7 +5,6 @@
 use std::{
     io::{Seek, SeekFrom},
     path::Path,
-    time::Duration,
 };
 
 use futures::{StreamExt, TryStreamExt};
@@ -17,6 +16,7 @@ use tokio_util::io::ReaderStream;
 use super::{
     Access, ClientError, Result,
     repository::{BlobBody, OnBytes, PushOutcome, Repository, UploadStart},
+    retry,
 };
 
 /// Bytes of a file go to the socket in pieces this big.
@@ -45,6 +45,9 @@ impl Repository {
             )
             .await?;
         if response.status() == StatusCode::CREATED {
+            if let Some((digest, _)) = mount {
+                self.check_stored(&response, digest, "POST blobs/uploads/?mount=")?;
+            }
             return Ok(UploadStart::Mounted);
         }
         Ok(UploadStart::Session(
@@ -130,7 +133,7 @@ impl Repository {
                 Ok(()) => return Ok(PushOutcome::Uploaded),
                 Err(e) if e.is_retryable() && failures + 1 < attempts => {
                     failures += 1;
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::time::sleep(retry::pause(failures, &e)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -146,24 +149,25 @@ impl Repository {
         size: u64,
         body: &(dyn Fn() -> Result<reqwest::Body> + Sync),
     ) -> Result<()> {
-        self.call(
-            &Access::push(&self.name),
-            "PUT blobs/uploads/<session>",
-            &format!("upload session for {digest}"),
-            &[StatusCode::CREATED],
-            &|http, base| {
-                Ok(http
-                    .put(with_digest(
-                        &self.resolve(base, location, "PUT blobs/uploads/<session>")?,
-                        digest,
-                    ))
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header(header::CONTENT_LENGTH, size)
-                    .body(body()?))
-            },
-        )
-        .await?;
-        Ok(())
+        let response = self
+            .call(
+                &Access::push(&self.name),
+                "PUT blobs/uploads/<session>",
+                &format!("upload session for {digest}"),
+                &[StatusCode::CREATED],
+                &|http, base| {
+                    Ok(http
+                        .put(with_digest(
+                            &self.resolve(base, location, "PUT blobs/uploads/<session>")?,
+                            digest,
+                        ))
+                        .header(header::CONTENT_TYPE, "application/octet-stream")
+                        .header(header::CONTENT_LENGTH, size)
+                        .body(body()?))
+                },
+            )
+            .await?;
+        self.check_stored(&response, digest, "PUT blobs/uploads/<session>")
     }
 
     /// `PATCH` chunk after chunk with `Content-Range`; after a broken or refused chunk, ask
@@ -254,7 +258,11 @@ impl Repository {
                     Err(_) => self.protocol(action, &detail),
                 });
             }
-            tokio::time::sleep(backoff(failures)).await;
+            let pause = match &why {
+                Ok(e) => retry::pause(failures, e),
+                Err(_) => retry::backoff(failures),
+            };
+            tokio::time::sleep(pause).await;
             // Distribution signs the offset into its upload URLs: after a broken chunk the
             // old URL is refused, and only a new upload can go on. Say so as a retryable
             // error, and `push_blob` starts one.
@@ -290,8 +298,27 @@ impl Repository {
                 },
             )
             .await?;
-        drop(response);
-        Ok(())
+        self.check_stored(&response, &descriptor.digest, put)
+    }
+
+    /// A `201` for a blob names what the registry stored in `Docker-Content-Digest`; a
+    /// digest other than the one sent means the registry holds some other blob.
+    fn check_stored(&self, response: &Response, digest: &Digest, action: &str) -> Result<()> {
+        let echoed = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        match echoed {
+            Some(text) if text != digest.to_string() => Err(self.protocol(
+                action,
+                &format!(
+                    "the registry answered 201 for blob {digest} but says it stored {text} \
+                     (Docker-Content-Digest)"
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// A registry cannot hold more of a blob than kiln sent it: saying so is an error, not
@@ -417,10 +444,6 @@ fn range_end(response: &Response) -> Option<u64> {
     let range = response.headers().get(header::RANGE)?.to_str().ok()?;
     let (_, last) = range.trim_start_matches("bytes=").split_once('-')?;
     last.trim().parse::<u64>().ok().map(|l| l + 1)
-}
-
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100 << failures.min(5))
 }
 
 fn with_digest(url: &str, digest: &Digest) -> String {

@@ -9,7 +9,9 @@ use futures::StreamExt;
 use kiln_store::{BlobStore, Descriptor, Digest, LayerCheck, LayerFacts, StagedBlob};
 
 use super::{CopyOptions, Destination, Progress, Source};
-use crate::client::{BlobBody, ClientError, OnBytes, PushOutcome, Repository, Result, check_blob};
+use crate::client::{
+    BlobBody, ClientError, OnBytes, PushOutcome, Repository, Result, check_blob, retry,
+};
 
 /// A blob whose bytes all arrived and checked out, being made durable (fsync) on a
 /// thread of its own; `copy` renames it into place only once every blob arrived (and,
@@ -200,7 +202,10 @@ async fn pull(
     let mut failures = 0;
     loop {
         match pull_once(repo, descriptor, blobs, &on_bytes, check.clone()).await {
-            Err(e) if e.is_retryable() && failures + 1 < attempts => failures += 1,
+            Err(e) if e.is_retryable() && failures + 1 < attempts => {
+                failures += 1;
+                tokio::time::sleep(retry::pause(failures, &e)).await;
+            }
             other => return other,
         }
     }

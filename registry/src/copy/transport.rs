@@ -21,6 +21,10 @@ use tempfile::TempDir;
 use super::{Copied, Destination, Source};
 use crate::client::{Client, ClientError, Repository, Result};
 
+/// The transports `parse` knows, for messages.
+const TRANSPORTS: &str = "docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], \
+     docker-archive:FILE[:REF], kiln:REF or a bare image name";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transport {
     Registry(Reference),
@@ -97,6 +101,18 @@ impl Transport {
             .contains(&scheme)
         {
             return Err(usage(&format!("the {scheme}: transport is not supported")));
+        }
+        // No image name holds "://": this is a transport kiln does not know (a typo such
+        // as `dockr://`, or a URL), not an image in the store.
+        if let Some((scheme, rest)) = text.split_once("://") {
+            let hint = if matches!(scheme, "http" | "https") {
+                format!(" (a registry is docker://{rest})")
+            } else {
+                String::new()
+            };
+            return Err(usage(&format!(
+                "unknown transport {scheme:?}{hint}; kiln copy takes {TRANSPORTS}"
+            )));
         }
         Ok(Transport::Store(text.to_string()))
     }
@@ -320,6 +336,52 @@ pub struct OpenedDestination {
     finish: Finish,
     _scratch: Option<TempDir>,
     _lock: Option<LayoutLock>,
+    /// What opening an `oci:` directory created, removed unless the copy finishes.
+    created: Created,
+}
+
+/// Paths a destination created where nothing was, removed again when dropped (a copy
+/// that failed) unless `keep` was called: a failed copy leaves no empty layout behind.
+#[derive(Default)]
+struct Created(Vec<PathBuf>);
+
+impl Created {
+    /// What `ImageLayout::create(dir)` is about to create: the topmost missing ancestor
+    /// of `dir` (with everything under it), or the layout's files in an existing `dir`.
+    fn before_layout(dir: &Path) -> Created {
+        let missing = dir
+            .ancestors()
+            .filter(|p| !p.as_os_str().is_empty())
+            .take_while(|p| std::fs::symlink_metadata(p).is_err())
+            .last();
+        if let Some(top) = missing {
+            return Created(vec![top.to_path_buf()]);
+        }
+        Created(
+            ["oci-layout", "index.json", "blobs"]
+                .iter()
+                .map(|name| dir.join(name))
+                .filter(|p| std::fs::symlink_metadata(p).is_err())
+                .collect(),
+        )
+    }
+
+    fn keep(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        for path in self.0.drain(..) {
+            // Best effort: the copy's own error is the one to report.
+            let _ = match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path),
+                Ok(_) => std::fs::remove_file(&path),
+                Err(_) => Ok(()),
+            };
+        }
+    }
 }
 
 enum Finish {
@@ -346,6 +408,7 @@ pub fn open_destination(
         finish,
         _scratch: scratch,
         _lock: lock,
+        created: Created::default(),
     };
     match transport {
         Transport::Registry(reference) => {
@@ -384,18 +447,22 @@ pub fn open_destination(
             ))
         }
         Transport::OciDir { dir, tag } => {
+            let created = Created::before_layout(dir);
             let scratch = scratch_beside(dir)?;
             let layout = ImageLayout::create(dir, scratch.path())?;
-            Ok(opened(
-                Destination::Layout {
-                    layout,
-                    name: tag.clone(),
-                    check_layers: false,
-                },
-                Finish::Nothing,
-                Some(scratch),
-                None,
-            ))
+            Ok(OpenedDestination {
+                created,
+                ..opened(
+                    Destination::Layout {
+                        layout,
+                        name: tag.clone(),
+                        check_layers: false,
+                    },
+                    Finish::Nothing,
+                    Some(scratch),
+                    None,
+                )
+            })
         }
         Transport::OciArchive { file, tag } => {
             let scratch = ctx.scratch()?;
@@ -441,7 +508,8 @@ pub fn open_destination(
 
 impl OpenedDestination {
     /// Write the archive, if the destination is one; the file appears whole or not at all.
-    pub fn finish(self, copied: &Copied) -> Result<()> {
+    pub fn finish(mut self, copied: &Copied) -> Result<()> {
+        self.created.keep();
         match &self.finish {
             Finish::Nothing => Ok(()),
             Finish::DockerArchive {

@@ -73,6 +73,8 @@ pub(super) struct Contents {
     pub files: HashMap<String, StagedFile>,
     /// Symlinks and hard links of the archive (old docker saves link repeated layers).
     aliases: HashMap<String, String>,
+    /// Entries that are neither files nor links (directories, devices, FIFOs), by kind.
+    others: HashMap<String, EntryType>,
 }
 
 impl Contents {
@@ -89,7 +91,29 @@ impl Contents {
 
     pub(super) fn get(&self, path: &str, named_by: &str, archive: &str) -> Result<&StagedFile> {
         let resolved = self.resolve(path);
-        self.files.get(&resolved).ok_or_else(|| Error::MissingFile {
+        if let Some(file) = self.files.get(&resolved) {
+            return Ok(file);
+        }
+        let normalised = String::from_utf8_lossy(&normalise_path(path.as_bytes())).into_owned();
+        if self.aliases.contains_key(&normalised) {
+            // The archive has the path, as a link: say where the link leads instead.
+            let detail = if self.aliases.contains_key(&resolved) {
+                format!("{path} (named by {named_by}) is a link in a loop of links")
+            } else {
+                format!(
+                    "{path} (named by {named_by}) is a link to {resolved}, which the archive \
+                     does not contain"
+                )
+            };
+            return Err(Error::archive(archive, detail));
+        }
+        if let Some(kind) = self.others.get(&resolved) {
+            return Err(Error::archive(
+                archive,
+                format!("{path} (named by {named_by}) is a {kind:?} entry, not a file"),
+            ));
+        }
+        Err(Error::MissingFile {
             archive: format!("{archive}: {named_by}"),
             file: path.to_string(),
         })
@@ -133,7 +157,10 @@ fn read_archive<R: Read>(store: &ImageStore, reader: R, what: &str) -> Result<Co
                 contents.aliases.insert(path, target);
                 continue;
             }
-            _ => continue,
+            kind => {
+                contents.others.insert(path, kind);
+                continue;
+            }
         }
         let metadata = matches!(
             path.as_str(),

@@ -1,6 +1,8 @@
-//! `oci-archive:` tarballs as skopeo reads and writes them: an OCI image layout, and
-//! nothing else, in one tar. `pack_layout` writes one from a layout directory;
-//! `unpack_layout` reads one into a layout, checking every blob against its name.
+//! `oci-archive:` tarballs as skopeo reads and writes them: an OCI image layout in one
+//! tar. `pack_layout` writes one from a layout directory; `unpack_layout` reads one into
+//! a layout, checking every blob against its name. Files beside the layout (the
+//! `manifest.json` and `repositories` of a `kiln save` or `docker save` archive) are
+//! allowed and skipped, as the image-layout spec allows them.
 
 use std::io::{self, Read, Write};
 
@@ -45,7 +47,8 @@ pub fn pack_layout<W: Write>(layout: &ImageLayout, out: W, mtime: u64) -> Result
 
 /// Read an OCI archive (plain, gzip or zstd) into `layout`. Blobs are streamed and
 /// become visible only once they hash to their file name; `index.json` is written last,
-/// after every manifest it names arrived. Anything outside the layout's files is refused.
+/// after every manifest it names arrived. Entries outside `oci-layout`, `index.json` and
+/// `blobs/` are skipped unread; inside `blobs/` only directories and blob files may be.
 pub fn unpack_layout<R: Read + Send>(layout: &ImageLayout, input: R, what: &str) -> Result<()> {
     let (_, reader) = open_tar_stream(input, what)?;
     let mut archive = tar::Archive::new(reader);
@@ -56,7 +59,8 @@ pub fn unpack_layout<R: Read + Send>(layout: &ImageLayout, input: R, what: &str)
         let raw = entry.path_bytes().into_owned();
         let path = String::from_utf8_lossy(&normalise_path(&raw)).into_owned();
         let kind = entry.header().entry_type();
-        if kind.is_dir() && (path == "blobs" || path == "blobs/sha256") {
+        let in_layout = path == OCI_LAYOUT || path == INDEX_JSON || path.starts_with("blobs/");
+        if !in_layout || (kind.is_dir() && (path == "blobs" || path == "blobs/sha256")) {
             continue;
         }
         if !kind.is_file() {
@@ -90,8 +94,17 @@ pub fn unpack_layout<R: Read + Send>(layout: &ImageLayout, input: R, what: &str)
                     Error::archive(what, format!("{path:?} is not part of an OCI image layout"))
                 })?;
                 let expected = Digest::from_hex(hex)?;
+                let size = entry.size();
                 let mut writer = layout.blobs().writer()?;
-                io::copy(&mut entry, &mut writer).map_err(|e| tar_error(what, e))?;
+                let copied = copy_entry(&mut entry, &mut writer, what)?;
+                if copied != size {
+                    return Err(Error::Truncated {
+                        what: what.to_string(),
+                        detail: format!(
+                            "{path:?} should hold {size} bytes, the archive ends after {copied}"
+                        ),
+                    });
+                }
                 writer.finish()?.commit(layout.blobs(), Some(&expected))?;
             }
         }
@@ -118,6 +131,25 @@ pub fn unpack_layout<R: Read + Send>(layout: &ImageLayout, input: R, what: &str)
         *current = index;
         Ok(())
     })
+}
+
+/// Copy an entry into a blob writer, telling a failed read of the archive from a failed
+/// write of the blob (a full disk is not a broken archive).
+fn copy_entry(entry: &mut impl Read, writer: &mut impl Write, what: &str) -> Result<u64> {
+    let mut buffer = vec![0u8; 256 << 10];
+    let mut copied = 0u64;
+    loop {
+        let n = match entry.read(&mut buffer) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(tar_error(what, e)),
+        };
+        writer
+            .write_all(&buffer[..n])
+            .ctx(|| format!("writing a blob of {what} into the layout"))?;
+        copied += n as u64;
+    }
 }
 
 fn read_small(entry: &mut impl Read, what: &str, path: &str) -> Result<Vec<u8>> {
