@@ -302,3 +302,100 @@ fn docker_login_and_push_with_htpasswd() {
     );
     assert_eq!(other.image_id(&target), kiln.image_id("busybox:kiln"));
 }
+
+/// `kiln import --change` gives the config `docker import --change` gives, and refuses
+/// what docker refuses. Known, deliberate differences (kiln follows today's BuildKit,
+/// docker 20.10 runs its classic builder) are left out of the cases: kiln sets
+/// `ArgsEscaped` with CMD, as BuildKit does (meaningless on Linux; removed before
+/// comparing); HEALTHCHECK `--interval=0s` and `--retries=0` mean "inherit" to BuildKit and
+/// are errors to 20.10; `--start-interval` is newer than 20.10; an ONBUILD trigger loses
+/// trailing spaces in kiln (its parser trims line ends).
+#[test]
+fn import_changes_give_the_config_docker_import_gives() {
+    let docker = Dockerd::start();
+    let kiln = Kiln::new();
+    let input = kiln.file("in.tar", &common::rich_rootfs());
+    let accepted: &[&[&str]] = &[
+        &["CMD echo hi", r#"ENTRYPOINT ["/bin/init"]"#],
+        &[r#"ENTRYPOINT ["/bin/init"]"#, "CMD echo hi"],
+        &["ENTRYPOINT /bin/init --flag"],
+        &[
+            r#"ENV A=1 B="two words""#,
+            "ENV LEGACY some value",
+            "ENV A=3 C=$A-${B}",
+            "ENV D='$A' E=\"$A\" F=a\\ b",
+        ],
+        &["EXPOSE 80 53/udp 8000-8003 90/TCP 080 9/sctp 127.0.0.1:81:82"],
+        &[r#"ENV P="443 8443""#, "EXPOSE $P"],
+        &[
+            "ENV U=bob",
+            "USER $U:${U}",
+            "WORKDIR /home/$U",
+            "LABEL k='$U' k2=\"$U\" \"c d\"=e",
+        ],
+        &["WORKDIR /app/", "WORKDIR sub/../x"],
+        &["WORKDIR /a/../b"],
+        &["WORKDIR rel"],
+        &[r#"VOLUME ["/data", "/a b"]"#, "VOLUME /cache /logs"],
+        &[
+            "HEALTHCHECK --interval=30s --timeout=1m30s --start-period=1.5s --retries=3 \
+             CMD curl -f http://localhost/",
+        ],
+        &[r#"HEALTHCHECK CMD ["/bin/check", "-v"]"#],
+        &["HEALTHCHECK CMD true", "HEALTHCHECK NONE"],
+        &["ONBUILD RUN echo   hi", "onbuild copy a b", "ONBUILD ENV X=$Y"],
+        &["LABEL legacy x y", "LABEL a=b", "LABEL a=c"],
+        &["CMD []", "ENTRYPOINT []"],
+        &["ENV A=1 \\", " B=2"],
+        &["CMD [a, b]"],
+        &["USER a b"],
+        &["cmd [\"lower\"]", "Env k=v"],
+    ];
+    for changes in accepted {
+        let mut docker_args = vec!["import"];
+        let mut kiln_args = vec!["import"];
+        for change in *changes {
+            docker_args.extend(["-c", change]);
+            kiln_args.extend(["-c", change]);
+        }
+        docker_args.push(&input);
+        kiln_args.extend([input.as_str(), "changed:1"]);
+        let id = docker.ok(&docker_args);
+        let want: serde_json::Value = serde_json::from_str(&docker.inspect(id.trim(), "{{json .Config}}")).unwrap();
+        kiln.ok(&kiln_args);
+        let inspect: serde_json::Value =
+            serde_json::from_str(&kiln.ok(&["inspect", "changed:1"])).unwrap();
+        let mut got = inspect[0]["Config"]["config"].clone();
+        if let Some(config) = got.as_object_mut() {
+            config.remove("ArgsEscaped");
+        }
+        assert_eq!(got, want, "--change {changes:?}");
+    }
+    let refused = [
+        "RUN echo",
+        "STOPSIGNAL SIGTERM",
+        r#"SHELL ["/bin/bash", "-c"]"#,
+        "MAINTAINER me",
+        "FROM busybox",
+        "EXPOSE 80/icmp",
+        "EXPOSE 70000",
+        "EXPOSE 90-80",
+        "ENV A",
+        "LABEL =x",
+        "ENV A=\"open",
+        "VOLUME $NOPE",
+        r#"CMD ["a", 1]"#,
+        "HEALTHCHECK --interval=500us CMD true",
+        "HEALTHCHECK --retries=x CMD true",
+        "HEALTHCHECK NONE x",
+    ];
+    for change in refused {
+        docker.fails(&["import", "-c", change, &input]);
+        let message = kiln.fails(&["import", "-c", change, &input, "refused:1"]);
+        assert!(
+            message.contains(&format!("--change {change:?}: ")),
+            "{change}: {message}"
+        );
+    }
+    assert!(kiln.fails(&["inspect", "refused:1"]).contains("no such image"));
+}

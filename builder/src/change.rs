@@ -1,244 +1,146 @@
-//! `apply_change`: the Dockerfile instructions `docker import --change` accepts (CMD,
-//! ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL), applied to an image
-//! config. Each string is one instruction with docker's JSON-or-shell forms and quoting,
-//! read here on its own: a `--change` string has no parser directives, continuations,
-//! heredocs or stages, so it does not go through the Dockerfile parser.
+//! `apply_changes`: the Dockerfile instructions `kiln import --change` applies to a new
+//! image's config. As docker does, the changes are read as one Dockerfile (after an
+//! implicit `FROM scratch`), by kiln's own parser and planner, so quoting, JSON forms and
+//! variable expansion (`ENV B=$A`) follow the same rules as a build; each instruction then
+//! goes through [`crate::metadata::apply`]. The accepted set is docker import's.
 
-use std::collections::BTreeMap;
+use kiln_store::ImageConfig;
 
-use kiln_store::RunConfig;
-use serde_json::Value;
+use crate::{
+    dockerfile::{self, Keyword, ParseError},
+    metadata::{self, StageState},
+    plan::{self, NoImages, PlanOptions},
+};
+
+/// What `docker import --change` (and `docker commit --change`) accept: moby's
+/// `validCommitCommands`. SHELL, STOPSIGNAL and MAINTAINER are not among them.
+pub const ACCEPTED: [Keyword; 10] = [
+    Keyword::Cmd,
+    Keyword::Entrypoint,
+    Keyword::Env,
+    Keyword::Expose,
+    Keyword::Healthcheck,
+    Keyword::Label,
+    Keyword::Onbuild,
+    Keyword::User,
+    Keyword::Volume,
+    Keyword::Workdir,
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("--change {input:?}: {reason}")]
 pub struct ChangeError {
-    input: String,
-    reason: String,
+    pub input: String,
+    pub reason: String,
 }
 
-/// Apply one `--change` instruction to `config`.
-pub fn apply_change(config: &mut RunConfig, input: &str) -> Result<(), ChangeError> {
-    let err = |reason: &str| ChangeError {
-        input: input.to_string(),
-        reason: reason.to_string(),
-    };
-    let trimmed = input.trim();
-    let (keyword, args) = trimmed
-        .split_once(char::is_whitespace)
-        .map(|(k, a)| (k, a.trim()))
-        .unwrap_or((trimmed, ""));
-    if args.is_empty() {
-        return Err(err(
-            "expected an instruction and its arguments, e.g. CMD [\"sh\"]",
-        ));
+/// Apply `changes`, in order, to `image`; on error `image` may be half changed (the
+/// caller builds a new image from it only on success).
+pub fn apply_changes(image: &mut ImageConfig, changes: &[String]) -> Result<(), ChangeError> {
+    // Line 1 is the implicit FROM; change i starts on the line after change i-1 ends.
+    let mut text = String::from("FROM scratch\n");
+    let mut starts = Vec::with_capacity(changes.len());
+    let mut line = 2;
+    for change in changes {
+        starts.push(line);
+        line += change.matches('\n').count() + 1;
+        text.push_str(change);
+        text.push('\n');
     }
-    match keyword.to_ascii_uppercase().as_str() {
-        "CMD" => config.cmd = Some(command_form(args)),
-        "ENTRYPOINT" => config.entrypoint = Some(command_form(args)),
-        "ENV" => {
-            let env = config.env.get_or_insert_with(Vec::new);
-            for (k, v) in key_values(args, "ENV").map_err(|r| err(&r))? {
-                env.retain(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) != k);
-                env.push(format!("{k}={v}"));
-            }
+    // The change an error on `line` belongs to.
+    let owner = |line: usize| -> &str {
+        let i = starts.partition_point(|s| *s <= line).saturating_sub(1);
+        changes.get(i).map_or("", String::as_str)
+    };
+    let error = |line: usize, reason: String| ChangeError {
+        input: owner(line).to_string(),
+        reason,
+    };
+    let from_parse = |e: ParseError| error(e.line, e.message);
+
+    for (i, change) in changes.iter().enumerate() {
+        if change.trim().is_empty() {
+            return Err(error(
+                starts[i],
+                "expected an instruction and its arguments, e.g. CMD [\"sh\"]".into(),
+            ));
         }
-        "LABEL" => {
-            let labels = config.labels.get_or_insert_with(BTreeMap::new);
-            for (k, v) in key_values(args, "LABEL").map_err(|r| err(&r))? {
-                labels.insert(k, v);
-            }
+    }
+    let dockerfile = dockerfile::parse("--change", &text).map_err(from_parse)?;
+    for instruction in &dockerfile.instructions[1..] {
+        let keyword = instruction.keyword;
+        if !ACCEPTED.contains(&keyword) {
+            let accepted: Vec<&str> = ACCEPTED.iter().map(|k| k.as_str()).collect();
+            return Err(error(
+                instruction.line,
+                format!(
+                    "{} cannot be changed on import (docker import accepts {})",
+                    keyword.as_str(),
+                    accepted.join(", ")
+                ),
+            ));
         }
-        "EXPOSE" => {
-            let ports = config.exposed_ports.get_or_insert_with(BTreeMap::new);
-            for port in words(args).map_err(|r| err(&r))? {
-                let (number, proto) = port.split_once('/').unwrap_or((&port, "tcp"));
-                let valid_number = !number.is_empty()
-                    && number
-                        .split('-')
-                        .all(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
-                let proto = proto.to_ascii_lowercase();
-                if !valid_number || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-                    return Err(err(&format!(
-                        "{port:?} is not a port (NUMBER[/tcp|udp|sctp])"
-                    )));
-                }
-                ports.insert(
-                    format!("{number}/{proto}"),
-                    Value::Object(Default::default()),
-                );
-            }
-        }
-        "USER" => config.user = Some(single(args, "USER").map_err(|r| err(&r))?),
-        "WORKDIR" => {
-            let dir = single(args, "WORKDIR").map_err(|r| err(&r))?;
-            // Relative WORKDIRs build on the previous one, as in a Dockerfile.
-            let dir = if dir.starts_with('/') {
-                dir
-            } else {
-                let base = config.working_dir.clone().unwrap_or_else(|| "/".into());
-                format!("{}/{dir}", base.trim_end_matches('/'))
-            };
-            config.working_dir = Some(dir);
-        }
-        "VOLUME" => {
-            let volumes = config.volumes.get_or_insert_with(BTreeMap::new);
-            let list = match json_array(args) {
-                Some(list) => list,
-                None => words(args).map_err(|r| err(&r))?,
-            };
-            for v in list {
-                volumes.insert(v, Value::Object(Default::default()));
-            }
-        }
-        "STOPSIGNAL" => config.stop_signal = Some(single(args, "STOPSIGNAL").map_err(|r| err(&r))?),
-        other => {
-            return Err(err(&format!(
-                "{other} cannot be changed on import (supported: CMD, ENTRYPOINT, ENV, \
-                 EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL)"
-            )));
-        }
+    }
+    let plan = plan::plan(&dockerfile, "--change", &PlanOptions::default(), &NoImages)
+        .map_err(from_parse)?;
+    let mut stage = StageState::default();
+    for step in &plan.stages[0].steps {
+        metadata::apply(image, &mut stage, &step.instruction)
+            .map_err(|e| error(step.instruction.line, e.message))?;
     }
     Ok(())
-}
-
-/// JSON exec form when the argument is a JSON array of strings, else shell form.
-fn command_form(args: &str) -> Vec<String> {
-    json_array(args).unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into(), args.into()])
-}
-
-fn json_array(args: &str) -> Option<Vec<String>> {
-    if !args.starts_with('[') {
-        return None;
-    }
-    serde_json::from_str::<Vec<String>>(args).ok()
-}
-
-fn single(args: &str, keyword: &str) -> Result<String, String> {
-    let mut w = words(args)?;
-    if w.len() != 1 {
-        return Err(format!("{keyword} takes exactly one argument"));
-    }
-    Ok(w.remove(0))
-}
-
-/// `k=v k2="v 2"`, or the legacy `k v with spaces` form (one pair).
-fn key_values(args: &str, keyword: &str) -> Result<Vec<(String, String)>, String> {
-    let first = args.split_whitespace().next().unwrap_or("");
-    if !first.contains('=') {
-        let (k, v) = args
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| format!("{keyword} needs a value: {keyword} key=value"))?;
-        return Ok(vec![(k.to_string(), unquote_all(v.trim())?)]);
-    }
-    words(args)?
-        .into_iter()
-        .map(|w| {
-            let (k, v) = w
-                .split_once('=')
-                .ok_or_else(|| format!("{w:?} is not key=value"))?;
-            if k.is_empty() {
-                return Err(format!("{w:?} has an empty key"));
-            }
-            Ok((k.to_string(), v.to_string()))
-        })
-        .collect()
-}
-
-fn unquote_all(s: &str) -> Result<String, String> {
-    Ok(words(s)?.join(" "))
-}
-
-/// Split on unquoted whitespace, removing quotes; backslash escapes the next character.
-fn words(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => current.push(c),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c) => current.push(c),
-                            None => return Err("trailing backslash".into()),
-                        },
-                        Some(c) => current.push(c),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => current.push(c),
-                    None => return Err("trailing backslash".into()),
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut current));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                current.push(c);
-            }
-        }
-    }
-    if in_word {
-        out.push(current);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_store::RunConfig;
 
     fn apply(changes: &[&str]) -> RunConfig {
-        let mut c = RunConfig::default();
-        for ch in changes {
-            apply_change(&mut c, ch).unwrap();
-        }
-        c
+        let mut image = ImageConfig::default();
+        let changes: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+        apply_changes(&mut image, &changes).unwrap();
+        image.config.unwrap_or_default()
+    }
+
+    fn refused(change: &str) -> String {
+        let mut image = ImageConfig::default();
+        apply_changes(&mut image, &[change.to_string()])
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
-    fn applies_every_supported_instruction() {
+    fn applies_every_accepted_instruction() {
         let c = apply(&[
             r#"CMD ["sh", "-c", "echo hi"]"#,
             "ENTRYPOINT /bin/init --flag",
             r#"ENV A=1 B="two words""#,
             "ENV LEGACY some value",
-            "ENV A=3",
-            "EXPOSE 80 53/udp 8000-8010",
+            "ENV A=3 C=$A-${B}",
+            "EXPOSE 80 53/udp 8000-8002",
             r#"LABEL org.example.x="y z" k=v"#,
             "USER 1000:1000",
             "WORKDIR /app",
             "WORKDIR sub",
             r#"VOLUME ["/data", "/logs"]"#,
             "VOLUME /cache",
-            "STOPSIGNAL SIGTERM",
+            "HEALTHCHECK --interval=30s --retries=3 CMD curl -f http://localhost/",
+            "ONBUILD RUN echo  hi",
         ]);
+        // A CMD given before ENTRYPOINT in the same changes survives it.
         assert_eq!(c.cmd.unwrap(), ["sh", "-c", "echo hi"]);
         assert_eq!(c.entrypoint.unwrap(), ["/bin/sh", "-c", "/bin/init --flag"]);
-        assert_eq!(c.env.unwrap(), ["B=two words", "LEGACY=some value", "A=3"]);
+        // ENV replaces a variable where it stands; expansion sees the earlier ENVs.
+        assert_eq!(
+            c.env.unwrap(),
+            ["A=3", "B=two words", "LEGACY=some value", "C=1-two words"]
+        );
         let ports: Vec<_> = c.exposed_ports.unwrap().into_keys().collect();
-        assert_eq!(ports, ["53/udp", "80/tcp", "8000-8010/tcp"]);
+        assert_eq!(
+            ports,
+            ["53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp"]
+        );
         let labels = c.labels.unwrap();
         assert_eq!(labels["org.example.x"], "y z");
         assert_eq!(labels["k"], "v");
@@ -246,23 +148,52 @@ mod tests {
         assert_eq!(c.working_dir.unwrap(), "/app/sub");
         let volumes: Vec<_> = c.volumes.unwrap().into_keys().collect();
         assert_eq!(volumes, ["/cache", "/data", "/logs"]);
-        assert_eq!(c.stop_signal.unwrap(), "SIGTERM");
+        let check = c.extra["Healthcheck"].clone();
+        assert_eq!(
+            check,
+            serde_json::json!({"Test": ["CMD-SHELL", "curl -f http://localhost/"],
+                               "Interval": 30_000_000_000i64, "Retries": 3})
+        );
+        assert_eq!(c.extra["OnBuild"], serde_json::json!(["RUN echo  hi"]));
     }
 
     #[test]
-    fn refuses_what_import_cannot_change() {
-        for bad in [
-            "RUN echo",
-            "CMD",
-            "EXPOSE http",
-            "EXPOSE 80/icmp",
-            "USER a b",
-            "ENV",
-            "LABEL =x",
-            "ENV A=\"open",
+    fn refuses_what_import_cannot_change_and_says_which_change() {
+        for (bad, reason) in [
+            ("RUN echo", "RUN cannot be changed on import"),
+            ("STOPSIGNAL SIGTERM", "STOPSIGNAL cannot be changed on import"),
+            ("SHELL [\"/bin/bash\", \"-c\"]", "SHELL cannot be changed"),
+            ("MAINTAINER me", "MAINTAINER cannot be changed"),
+            ("FROM busybox", "FROM cannot be changed"),
+            ("CMD", "CMD needs a command"),
+            ("", "expected an instruction"),
+            ("EXPOSE http", "invalid port \"http\""),
+            ("EXPOSE 80/icmp", "invalid protocol \"icmp\""),
+            ("ENV", "ENV needs KEY=VALUE"),
+            ("ENV A", "ENV A needs a value"),
+            ("LABEL =x", "expected KEY=VALUE in LABEL"),
+            ("ENV A=\"open", "cannot expand"),
+            ("VOLUME $NOPE", "VOLUME names an empty path"),
+            ("CMD [\"a\", 1]", "arrays must be comprised of strings only"),
+            ("HEALTHCHECK --interval=5 CMD true", "--interval=5: not a duration"),
+            ("HEALTHCHECK --timeout=10us CMD true", "at least 1ms"),
+            ("HEALTHCHECK --retries=-1 CMD true", "cannot be negative"),
+            ("BOGUS x", "unknown instruction BOGUS"),
         ] {
-            let mut c = RunConfig::default();
-            assert!(apply_change(&mut c, bad).is_err(), "{bad}");
+            let message = refused(bad);
+            assert!(
+                message.starts_with(&format!("--change {bad:?}: ")),
+                "{bad:?}: {message}"
+            );
+            assert!(message.contains(reason), "{bad:?}: {message}");
         }
+    }
+
+    #[test]
+    fn an_error_names_the_change_it_is_in() {
+        let mut image = ImageConfig::default();
+        let changes = ["ENV A=1\nENV B=2".to_string(), "EXPOSE nope".to_string()];
+        let e = apply_changes(&mut image, &changes).unwrap_err();
+        assert_eq!(e.input, "EXPOSE nope");
     }
 }

@@ -36,5 +36,7 @@ pub use layout::{ImageLayout, LayoutLock};
 pub use reference::{
     DEFAULT_TAG, Reference, validate_path as validate_repository_name, validate_tag,
 };
-pub use spec::{Descriptor, History, ImageConfig, Index, Manifest, Platform, RootFs, RunConfig};
+pub use spec::{
+    Descriptor, Healthcheck, History, ImageConfig, Index, Manifest, Platform, RootFs, RunConfig,
+};
 pub use tar_check::{PathCheck, TarSummary, check_tar, normalise_path};

@@ -252,6 +252,82 @@ pub struct RunConfig {
     pub extra: Extra,
 }
 
+impl RunConfig {
+    /// Docker's `Healthcheck` (kept in `extra`, so configs round-trip byte for byte);
+    /// `None` when absent, `null` or not an object of the expected shape.
+    pub fn healthcheck(&self) -> Option<Healthcheck> {
+        self.extra_get("Healthcheck")
+    }
+
+    pub fn set_healthcheck(&mut self, healthcheck: Option<Healthcheck>) {
+        self.extra_set("Healthcheck", healthcheck);
+    }
+
+    /// Docker's `OnBuild` triggers, as written after `ONBUILD`.
+    pub fn on_build(&self) -> Vec<String> {
+        self.extra_get("OnBuild").unwrap_or_default()
+    }
+
+    /// Set the triggers; an empty list removes the field (docker omits it).
+    pub fn set_on_build(&mut self, triggers: Vec<String>) {
+        self.extra_set("OnBuild", (!triggers.is_empty()).then_some(triggers));
+    }
+
+    /// Docker's `Shell` (the SHELL instruction); `None` means the default `/bin/sh -c`.
+    pub fn shell(&self) -> Option<Vec<String>> {
+        self.extra_get::<Vec<String>>("Shell")
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn set_shell(&mut self, shell: Option<Vec<String>>) {
+        self.extra_set("Shell", shell.filter(|s| !s.is_empty()));
+    }
+
+    /// Docker's `ArgsEscaped` (meaningful on Windows only; BuildKit sets it with CMD).
+    pub fn args_escaped(&self) -> bool {
+        self.extra_get("ArgsEscaped").unwrap_or(false)
+    }
+
+    pub fn set_args_escaped(&mut self, escaped: bool) {
+        self.extra_set("ArgsEscaped", escaped.then_some(true));
+    }
+
+    fn extra_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let value = self.extra.get(key)?;
+        serde_json::from_value(value.clone()).ok()
+    }
+
+    /// `None` removes the field, as Go's `omitempty` leaves it out.
+    fn extra_set<T: Serialize>(&mut self, key: &str, value: Option<T>) {
+        match value.map(|v| serde_json::to_value(v).expect("config fields always serialise")) {
+            Some(v) => self.extra.insert(key.to_string(), v),
+            None => self.extra.remove(key),
+        };
+    }
+}
+
+/// Docker's `config.Healthcheck`: the test (`["NONE"]`, `["CMD", arg…]` or
+/// `["CMD-SHELL", command]`), durations in nanoseconds, retries; zero means "inherit" and,
+/// as Go's `omitempty` does, is left out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Healthcheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<i64>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RootFs {
     #[serde(rename = "type")]
@@ -360,6 +436,34 @@ mod tests {
         assert!(again.contains(r#""Labels":{"a":"1","b":"2"}"#), "{again}");
         assert!(again.contains("Healthcheck"));
         assert!(again.contains("container_config"));
+    }
+
+    #[test]
+    fn docker_extensions_read_and_write_through_extra() {
+        // An explicit null (docker's classic builder writes `"OnBuild":null`) survives a
+        // round trip. (Objects inside `extra` come back with sorted keys, as any `Value`.)
+        let json = br#"{"Cmd":["sh"],"Healthcheck":{"Interval":1000000000,"Test":["CMD","true"]},"OnBuild":null,"Shell":["/bin/ash","-c"]}"#;
+        let mut config: RunConfig = from_json(json, "config").unwrap();
+        assert_eq!(to_json(&config), json.to_vec());
+        assert_eq!(config.on_build(), Vec::<String>::new());
+        assert_eq!(config.shell().unwrap(), ["/bin/ash", "-c"]);
+        let check = config.healthcheck().unwrap();
+        assert_eq!(check.interval, Some(1_000_000_000));
+        assert!(!config.args_escaped());
+
+        config.set_on_build(vec!["RUN x".into()]);
+        config.set_args_escaped(true);
+        config.set_shell(None);
+        config.set_healthcheck(Some(Healthcheck {
+            test: Some(vec!["NONE".into()]),
+            ..Healthcheck::default()
+        }));
+        assert_eq!(
+            String::from_utf8(to_json(&config)).unwrap(),
+            r#"{"Cmd":["sh"],"ArgsEscaped":true,"Healthcheck":{"Test":["NONE"]},"OnBuild":["RUN x"]}"#
+        );
+        config.set_on_build(Vec::new());
+        assert!(!config.extra.contains_key("OnBuild"));
     }
 
     #[test]

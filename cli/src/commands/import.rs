@@ -8,7 +8,9 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use kiln_store::{Compression, ImportOptions, Platform, Reference, RunConfig, import_rootfs};
+use kiln_store::{
+    Compression, ImageConfig, ImportOptions, Platform, Reference, import_rootfs,
+};
 
 use super::open_store;
 
@@ -22,8 +24,9 @@ use super::open_store;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT, ENV, EXPOSE,
-    /// LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL); repeatable
+    /// Apply a Dockerfile instruction to the image config, as docker import does (CMD,
+    /// ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, USER, VOLUME, WORKDIR);
+    /// repeatable, applied in order
     #[arg(short, long = "change", value_name = "INSTRUCTION")]
     changes: Vec<String>,
 
@@ -52,10 +55,9 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         .as_deref()
         .map(Reference::parse)
         .transpose()?;
-    let mut config = RunConfig::default();
-    for change in &args.changes {
-        kiln_builder::change::apply_change(&mut config, change)?;
-    }
+    let mut image = ImageConfig::default();
+    kiln_builder::change::apply_changes(&mut image, &args.changes)?;
+    let config = image.config.unwrap_or_default();
     let created = match std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok())
