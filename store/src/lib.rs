@@ -17,6 +17,7 @@ pub mod media_type;
 mod reference;
 pub mod spec;
 mod tar_check;
+mod unpack;
 
 pub use blob::{BlobStore, BlobWriter, ChunkSink, ChunkWriter, IO_BUFFER, StagedBlob};
 pub use compression::{Compression, Encoder, decoder, looks_like_tar, open_tar_stream, sniff};
@@ -36,3 +37,4 @@ pub use reference::{
 };
 pub use spec::{Descriptor, History, ImageConfig, Index, Manifest, Platform, RootFs, RunConfig};
 pub use tar_check::{PathCheck, TarSummary, check_tar, normalise_path};
+pub use unpack::{OverlayXattrs, UnpackMode, UnpackOptions, Unpacked, unpack_layer, unpack_tar};
