@@ -8,8 +8,10 @@
 //! the directory, as overlayfs would show it, instead of being written through.
 
 mod fsops;
+mod meta;
 #[cfg(test)]
 mod tests;
+mod whiteout;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -25,9 +27,11 @@ use std::{
 
 use tar::EntryType;
 
+use self::meta::Meta;
+
 use crate::{
-    Compression, CountingReader, Digest, DigestReader, Error, OPAQUE_WHITEOUT, PathCheck, Result,
-    WHITEOUT_PREFIX, normalise_path, open_tar_stream, tar_check::tar_error,
+    Compression, CountingReader, Digest, DigestReader, Error, PathCheck, Result, WHITEOUT_PREFIX,
+    normalise_path, open_tar_stream, tar_check::tar_error,
 };
 
 const BLOCK: u64 = 512;
@@ -159,86 +163,6 @@ pub fn unpack_tar<R: Read>(
     io::copy(&mut inner, &mut io::sink()).map_err(|e| tar_error(what, e))?;
     unpacker.finish()?;
     Ok(entries)
-}
-
-/// mode, owner, mtime (seconds, nanoseconds) and xattrs of one entry.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: (i64, u32),
-    xattrs: Vec<(String, Vec<u8>)>,
-}
-
-impl Meta {
-    fn of<R: Read>(entry: &mut tar::Entry<'_, R>, what: &str) -> Result<Meta> {
-        let mut xattrs = Vec::new();
-        let mut pax_mtime = None;
-        let exts = entry.pax_extensions().map_err(|e| tar_error(what, e))?;
-        for ext in exts.into_iter().flatten() {
-            let ext = ext.map_err(|e| tar_error(what, e))?;
-            let Ok(key) = ext.key() else { continue };
-            if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                if !OverlayXattrs::is_overlay_xattr(name) {
-                    xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
-                }
-            } else if key == "mtime" {
-                pax_mtime = ext.value().ok().and_then(parse_pax_time);
-            }
-        }
-        let h = entry.header();
-        let bad = |field: &str, e: io::Error| Error::BadTar {
-            what: what.to_string(),
-            detail: format!(
-                "{:?} has an unreadable {field}: {e}",
-                String::from_utf8_lossy(&entry.path_bytes())
-            ),
-        };
-        let id = |v: u64, field: &str| {
-            u32::try_from(v).map_err(|_| bad(field, io::Error::other("out of range")))
-        };
-        // An empty numeric field reads as 0, as Go's archive/tar (docker) reads it.
-        let old = h.as_old();
-        let number = |field: &[u8], value: io::Result<u64>, name: &str| {
-            if field.iter().all(|&b| b == 0 || b == b' ') {
-                Ok(0)
-            } else {
-                value.map_err(|e| bad(name, e))
-            }
-        };
-        let mtime = match pax_mtime {
-            Some(t) => t,
-            None => {
-                let secs = number(&old.mtime, h.mtime(), "mtime")?;
-                (i64::try_from(secs).unwrap_or(i64::MAX), 0)
-            }
-        };
-        Ok(Meta {
-            mode: number(&old.mode, h.mode().map(u64::from), "mode")? as u32 & 0o7777,
-            uid: id(number(&old.uid, h.uid(), "uid")?, "uid")?,
-            gid: id(number(&old.gid, h.gid(), "gid")?, "gid")?,
-            mtime,
-            xattrs,
-        })
-    }
-}
-
-/// A PAX time, `SECONDS[.FRACTION]`.
-fn parse_pax_time(value: &str) -> Option<(i64, u32)> {
-    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
-    let secs: i64 = secs.parse().ok()?;
-    let digits: String = frac.chars().take(9).collect();
-    let nanos = if digits.is_empty() {
-        0
-    } else {
-        digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32)
-    };
-    // A negative fraction counts back from the second: -1.5 is 1.5 s before the epoch.
-    Some(if secs < 0 && nanos > 0 {
-        (secs - 1, 1_000_000_000 - nanos)
-    } else {
-        (secs, nanos)
-    })
 }
 
 fn split(path: &[u8]) -> (&[u8], &[u8]) {
@@ -486,99 +410,6 @@ impl<'a> Unpacker<'a> {
                 e,
             )
         })
-    }
-
-    fn whiteout(&mut self, path: &[u8], dir: &[u8], name: &[u8], hidden: &[u8]) -> Result<()> {
-        if name == OPAQUE_WHITEOUT.as_bytes() {
-            return self.opaque(dir);
-        }
-        if hidden.starts_with(WHITEOUT_PREFIX.as_bytes()) {
-            return Ok(()); // aufs bookkeeping (`.wh..wh.plnk`, ...): docker skips it too
-        }
-        if matches!(hidden, b"" | b"." | b"..") {
-            return Err(self.unsafe_path(path, "is a whiteout of no valid name".into()));
-        }
-        let target = join(dir, hidden);
-        match self.options.mode {
-            UnpackMode::Overlay => {
-                let parent = self.parent(dir)?;
-                let p = parent.as_fd();
-                let existing = fsops::kind_at(p, hidden)
-                    .map_err(|e| self.io_error(&target, "inspecting", e))?;
-                if existing.is_none() {
-                    fsops::mknod_at(p, hidden, libc::S_IFCHR, 0, 0)
-                        .map_err(|e| self.io_error(&target, "creating the whiteout", e))?;
-                }
-                Ok(())
-            }
-            UnpackMode::Applied => {
-                if self.touched.contains(&target) {
-                    return Ok(());
-                }
-                let Ok(Some(parent)) = self.existing_dir(dir) else {
-                    return Ok(()); // nothing below to hide
-                };
-                if fsops::kind_at(parent.as_fd(), hidden)
-                    .map_err(|e| self.io_error(&target, "inspecting", e))?
-                    .is_some()
-                {
-                    self.remove(parent.as_fd(), &target, hidden)?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn opaque(&mut self, dir: &[u8]) -> Result<()> {
-        let fd = self.dir(dir)?;
-        match self.options.mode {
-            UnpackMode::Overlay => {
-                let name = self.options.overlay_xattrs.opaque();
-                fsops::fsetxattr(fd.as_fd(), name, b"y")
-                    .map_err(|e| self.io_error(dir, &format!("setting {name} on"), e))
-            }
-            UnpackMode::Applied => {
-                self.touch(dir);
-                self.cached = None;
-                self.clear_untouched(dir)
-            }
-        }
-    }
-
-    /// Remove everything under `dir` that this layer did not write.
-    fn clear_untouched(&self, dir: &[u8]) -> Result<()> {
-        let full = self.root_path.join(os(dir));
-        let fail = |action: &str, e| self.io_error(dir, action, e);
-        for child in fs::read_dir(&full).map_err(|e| fail("reading", e))? {
-            let child = child.map_err(|e| fail("reading", e))?;
-            let rel = join(dir, child.file_name().as_bytes());
-            let is_dir = child.file_type().map_err(|e| fail("reading", e))?.is_dir();
-            if !self.touched.contains(&rel) {
-                let path = child.path();
-                if is_dir {
-                    fs::remove_dir_all(&path)
-                } else {
-                    fs::remove_file(&path)
-                }
-                .map_err(|e| self.io_error(&rel, "removing", e))?;
-            } else if is_dir {
-                self.clear_untouched(&rel)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn touch(&mut self, path: &[u8]) {
-        if !self.touched.insert(path.to_vec()) {
-            return;
-        }
-        let mut end = path.len();
-        while let Some(i) = path[..end].iter().rposition(|&b| b == b'/') {
-            if !self.touched.insert(path[..i].to_vec()) {
-                return;
-            }
-            end = i;
-        }
     }
 
     /// Remove what stands at `path` (a directory with its contents).

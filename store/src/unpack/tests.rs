@@ -1,13 +1,13 @@
 use std::{
     fs,
     io::Write as _,
-    os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink},
+    os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt},
     path::Path,
 };
 
 use tar::{EntryType, Header};
 
-use super::*;
+use super::{meta::parse_pax_time, *};
 
 /// One tar entry: the tar crate refuses to write `..` and absolute names, so names and
 /// link targets are written into the header raw.
