@@ -8,3 +8,4 @@ pub mod dockerfile;
 pub mod fuzzing;
 pub mod plan;
 pub mod shell;
+pub mod snapshot;
