@@ -12,3 +12,4 @@ pub mod fuzzing;
 pub mod metadata;
 pub mod plan;
 pub mod shell;
+pub mod snapshot;

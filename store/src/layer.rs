@@ -17,8 +17,8 @@ use std::{
 use tar::{EntryType, Header};
 
 use crate::{
-    BlobStore, BlobWriter, Compression, Digest, DigestWriter, Encoder, Error, Result, StagedBlob,
-    error::IoContext,
+    BlobStore, BlobWriter, Compression, Digest, DigestWriter, Encoder, Error, OverlayXattrs,
+    Result, StagedBlob, error::IoContext,
 };
 
 /// Write an uncompressed layer tar into it; `finish` gives the staged compressed blob and the
@@ -100,7 +100,6 @@ impl LayerOptions {
 
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
-const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 /// Writes a tar of a directory tree; entries sorted by name, parents before children.
 pub struct LayerWriter<W: Write> {
@@ -108,6 +107,8 @@ pub struct LayerWriter<W: Write> {
     options: LayerOptions,
     /// (device, inode) of multiply-linked files -> the path they were first archived under.
     links: HashMap<(u64, u64), PathBuf>,
+    /// Where overlayfs keeps its markers in the trees read with `overlay_whiteouts`.
+    overlay_xattrs: OverlayXattrs,
 }
 
 impl<W: Write> LayerWriter<W> {
@@ -116,7 +117,14 @@ impl<W: Write> LayerWriter<W> {
             builder: tar::Builder::new(inner),
             options,
             links: HashMap::new(),
+            overlay_xattrs: OverlayXattrs::default(),
         }
+    }
+
+    /// Read opaque markers from this namespace (`user.` for a rootless overlay).
+    pub fn with_overlay_xattrs(mut self, overlay_xattrs: OverlayXattrs) -> LayerWriter<W> {
+        self.overlay_xattrs = overlay_xattrs;
+        self
     }
 
     /// Archive everything under `root` (not `root` itself), paths relative to it.
@@ -155,7 +163,7 @@ impl<W: Write> LayerWriter<W> {
             self.append_path(&full, &rel, &meta)?;
             if ft.is_dir() {
                 if self.options.overlay_whiteouts
-                    && xattr::get(&full, OVERLAY_OPAQUE_XATTR)
+                    && xattr::get(&full, self.overlay_xattrs.opaque())
                         .ok()
                         .flatten()
                         .as_deref()
@@ -179,7 +187,8 @@ impl<W: Write> LayerWriter<W> {
         h
     }
 
-    fn append_whiteout(&mut self, path: &Path, meta: &fs::Metadata) -> Result<()> {
+    /// A whiteout entry at `path` (`dir/.wh.NAME` or `dir/.wh..wh..opq`), owned as `meta`.
+    pub fn append_whiteout(&mut self, path: &Path, meta: &fs::Metadata) -> Result<()> {
         let mut h = self.header_for(meta);
         h.set_entry_type(EntryType::Regular);
         h.set_mode(0o644);
@@ -188,7 +197,10 @@ impl<W: Write> LayerWriter<W> {
             .ctx(|| format!("archiving whiteout {}", path.display()))
     }
 
-    fn append_path(&mut self, full: &Path, rel: &Path, meta: &fs::Metadata) -> Result<()> {
+    /// One file system object (not a directory's contents) at `full`, archived as `rel`;
+    /// `meta` is its `symlink_metadata`. A file seen before under another name (same
+    /// device and inode) becomes a hard link to that name.
+    pub fn append_path(&mut self, full: &Path, rel: &Path, meta: &fs::Metadata) -> Result<()> {
         let ft = meta.file_type();
         let mut h = self.header_for(meta);
         let xattrs = read_xattrs(full, self.options.overlay_whiteouts)?;
@@ -307,7 +319,7 @@ fn read_xattrs(path: &Path, skip_overlay: bool) -> Result<BTreeMap<String, Vec<u
         let Some(name) = name.to_str().map(str::to_string) else {
             continue;
         };
-        if skip_overlay && name.starts_with("trusted.overlay.") {
+        if skip_overlay && OverlayXattrs::is_overlay_xattr(&name) {
             continue;
         }
         if let Some(value) =

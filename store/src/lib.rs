@@ -18,6 +18,7 @@ pub mod media_type;
 mod reference;
 pub mod spec;
 mod tar_check;
+mod unpack;
 
 pub use blob::{BlobStore, BlobWriter, ChunkSink, ChunkWriter, IO_BUFFER, StagedBlob};
 pub use compression::{Compression, Encoder, decoder, looks_like_tar, open_tar_stream, sniff};
@@ -40,3 +41,4 @@ pub use spec::{
     Descriptor, Healthcheck, History, ImageConfig, Index, Manifest, Platform, RootFs, RunConfig,
 };
 pub use tar_check::{PathCheck, TarSummary, check_tar, normalise_path};
+pub use unpack::{OverlayXattrs, UnpackMode, UnpackOptions, Unpacked, unpack_layer, unpack_tar};
