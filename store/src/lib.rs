@@ -8,6 +8,7 @@ mod digest;
 mod digest_io;
 mod error;
 mod flatten;
+pub mod fuzzing;
 mod images;
 mod import;
 mod layer;
