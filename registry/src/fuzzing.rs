@@ -13,7 +13,9 @@ use bytes::Bytes;
 use futures::stream;
 use kiln_store::{
     Digest, Index, Manifest,
-    media_type::{self, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST},
+    media_type::{
+        self, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
+    },
     spec::{self, DocumentKind},
 };
 
@@ -94,7 +96,10 @@ async fn put_and_check(body: &[u8], content_type: Option<&str>, reference: &Mani
     for (blob, linked) in [(CONFIG, true), (LAYER, true), (FOREIGN, false)] {
         let digest = Digest::of(blob);
         let chunk = Ok::<_, std::io::Error>(Bytes::from_static(blob));
-        storage.put_blob(&digest, stream::iter([chunk])).await.unwrap();
+        storage
+            .put_blob(&digest, stream::iter([chunk]))
+            .await
+            .unwrap();
         if linked {
             storage.link_blob(REPO, &digest).await.unwrap();
         }
@@ -135,10 +140,16 @@ async fn put_and_check(body: &[u8], content_type: Option<&str>, reference: &Mani
             }
             if digest != pushed.digest {
                 let found = storage.get_manifest(REPO, &digest.to_string()).await;
-                assert!(matches!(found, Err(StorageError::NotFound(_))), "refused ({e}), yet stored");
+                assert!(
+                    matches!(found, Err(StorageError::NotFound(_))),
+                    "refused ({e}), yet stored"
+                );
             }
             let tag = storage.get_manifest(REPO, "t").await;
-            assert!(matches!(tag, Err(StorageError::NotFound(_))), "refused ({e}), yet tagged");
+            assert!(
+                matches!(tag, Err(StorageError::NotFound(_))),
+                "refused ({e}), yet tagged"
+            );
             return;
         }
     };
@@ -148,16 +159,28 @@ async fn put_and_check(body: &[u8], content_type: Option<&str>, reference: &Mani
     if let ManifestReference::Digest(url) = reference {
         assert_eq!(url, &digest, "the URL's digest is the manifest's");
     }
-    let back = storage.get_manifest(REPO, &digest.to_string()).await.unwrap();
+    let back = storage
+        .get_manifest(REPO, &digest.to_string())
+        .await
+        .unwrap();
     assert_eq!(&back.bytes[..], body, "stored byte for byte");
     assert_eq!(back.media_type, media_type);
     if let ManifestReference::Tag(tag) = reference {
-        assert_eq!(storage.get_manifest(REPO, tag).await.unwrap().digest, digest);
+        assert_eq!(
+            storage.get_manifest(REPO, tag).await.unwrap().digest,
+            digest
+        );
     }
 
     let kind = spec::document_kind(body, Some(&media_type), "m").expect("an accepted manifest");
-    assert_eq!(kind == DocumentKind::Manifest, media_type::is_manifest(&media_type));
-    assert_eq!(kind == DocumentKind::Index, media_type::is_index(&media_type));
+    assert_eq!(
+        kind == DocumentKind::Manifest,
+        media_type::is_manifest(&media_type)
+    );
+    assert_eq!(
+        kind == DocumentKind::Index,
+        media_type::is_index(&media_type)
+    );
     let subject = match kind {
         DocumentKind::Manifest => {
             let m: Manifest = spec::from_json(body, "m").expect("an accepted manifest");
@@ -167,10 +190,13 @@ async fn put_and_check(body: &[u8], content_type: Option<&str>, reference: &Mani
                 if d.urls.as_ref().is_some_and(|u| !u.is_empty()) {
                     continue; // foreign layers live elsewhere
                 }
-                let held = [CONFIG, LAYER].iter().any(|b| {
-                    Digest::of(b) == d.digest && b.len() as u64 == d.size
-                });
-                assert!(held, "accepted a manifest naming {d:?}, which the repository lacks");
+                let held = [CONFIG, LAYER]
+                    .iter()
+                    .any(|b| Digest::of(b) == d.digest && b.len() as u64 == d.size);
+                assert!(
+                    held,
+                    "accepted a manifest naming {d:?}, which the repository lacks"
+                );
             }
             m.subject
         }
@@ -188,7 +214,10 @@ async fn put_and_check(body: &[u8], content_type: Option<&str>, reference: &Mani
     assert_eq!(stored.subject, subject);
     if let Some(subject) = &subject {
         let referrers = storage.referrers(REPO, subject).await.unwrap();
-        assert!(referrers.iter().any(|d| d.digest == digest), "listed as a referrer");
+        assert!(
+            referrers.iter().any(|d| d.digest == digest),
+            "listed as a referrer"
+        );
     }
 }
 
@@ -217,14 +246,21 @@ pub fn names(data: &[u8]) {
         Some(content_range_start(&request).ok())
     };
     if let Some(Some(Some(start))) = range(data) {
-        assert!(text.contains(&start.to_string()), "{text:?} starts at {start}?");
+        assert!(
+            text.contains(&start.to_string()),
+            "{text:?} starts at {start}?"
+        );
     }
     let mut numbers = [0u8; 16];
     let n = data.len().min(16);
     numbers[..n].copy_from_slice(&data[..n]);
     let a = u64::from_le_bytes(numbers[..8].try_into().unwrap());
     let b = u64::from_le_bytes(numbers[8..].try_into().unwrap());
-    for form in [format!("{a}-{b}"), format!("bytes {a}-{b}"), format!("bytes={a}-{b}")] {
+    for form in [
+        format!("{a}-{b}"),
+        format!("bytes {a}-{b}"),
+        format!("bytes={a}-{b}"),
+    ] {
         assert_eq!(range(form.as_bytes()), Some(Some(Some(a))), "{form}");
     }
 

@@ -88,19 +88,32 @@ fn write_seeds() {
     let wrong_size = layer.replace(&format!("\"size\":{}", LAYER.len()), "\"size\":1");
     let manifests = [
         ("oci", selected(0, 0, &image(OCI_MANIFEST, &layer))),
-        ("oci-by-digest", selected(1, 1, &image(OCI_MANIFEST, &layer))),
+        (
+            "oci-by-digest",
+            selected(1, 1, &image(OCI_MANIFEST, &layer)),
+        ),
         ("docker", selected(3, 0, &image(DOCKER_MANIFEST, &layer))),
         (
             "no-media-type",
-            selected(1, 0, &format!(r#"{{"schemaVersion":2,"config":{config},"layers":[]}}"#)),
+            selected(
+                1,
+                0,
+                &format!(r#"{{"schemaVersion":2,"config":{config},"layers":[]}}"#),
+            ),
         ),
         ("wrong-digest", selected(0, 2, &image(OCI_MANIFEST, &layer))),
-        ("foreign-layer", selected(0, 0, &image(OCI_MANIFEST, &foreign_layer))),
+        (
+            "foreign-layer",
+            selected(0, 0, &image(OCI_MANIFEST, &foreign_layer)),
+        ),
         (
             "unknown-blob",
             selected(0, 0, &image(OCI_MANIFEST, &descriptor(OCI_LAYER, FOREIGN))),
         ),
-        ("wrong-size", selected(0, 0, &image(OCI_MANIFEST, &wrong_size))),
+        (
+            "wrong-size",
+            selected(0, 0, &image(OCI_MANIFEST, &wrong_size)),
+        ),
         (
             "index",
             selected(
@@ -132,7 +145,10 @@ fn write_seeds() {
                 ),
             ),
         ),
-        ("schema1", selected(7, 0, r#"{"schemaVersion":1,"name":"x","tag":"y"}"#)),
+        (
+            "schema1",
+            selected(7, 0, r#"{"schemaVersion":1,"name":"x","tag":"y"}"#),
+        ),
         ("mismatch", selected(2, 0, &image(OCI_MANIFEST, &layer))),
         ("not-json", selected(0, 0, "{\"schemaVersion\":2,")),
     ];

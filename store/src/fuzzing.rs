@@ -6,8 +6,7 @@
 use std::{io::Write, mem::discriminant};
 
 use crate::{
-    Compression, Descriptor, Digest, ImageLayout, ImageStore, LayerCheck, Reference,
-    Result,
+    Compression, Descriptor, Digest, ImageLayout, ImageStore, LayerCheck, Reference, Result,
     archive::{self, LoadReport},
     check_layer, check_layer_blob, check_tar,
     images::{CONFIG_LIMIT, DOCUMENT_LIMIT},
@@ -48,7 +47,11 @@ pub fn layer(data: &[u8]) {
 
     let plain = check_tar(data, WHAT);
     if let Ok(summary) = &plain {
-        assert_eq!(summary.size, data.len() as u64, "check_tar reads to the end");
+        assert_eq!(
+            summary.size,
+            data.len() as u64,
+            "check_tar reads to the end"
+        );
     }
     let sniffed = &data[..data.len().min(512)];
     if Compression::from_magic(sniffed) == Compression::None && looks_like_tar(sniffed) {
@@ -118,8 +121,14 @@ pub fn archive(data: &[u8]) {
     match archive::load(&store, &bytes[..], WHAT) {
         Ok(report) => check_loaded(&store, &report),
         Err(e) => {
-            assert!(store.entries().unwrap().is_empty(), "refused ({e}), yet tagged");
-            assert!(store.blobs().list().unwrap().is_empty(), "refused ({e}), yet stored");
+            assert!(
+                store.entries().unwrap().is_empty(),
+                "refused ({e}), yet tagged"
+            );
+            assert!(
+                store.blobs().list().unwrap().is_empty(),
+                "refused ({e}), yet stored"
+            );
         }
     }
 
@@ -128,10 +137,16 @@ pub fn archive(data: &[u8]) {
     match archive::unpack_layout(&layout, &bytes[..], WHAT) {
         Ok(()) => {
             for d in layout.index().unwrap().manifests {
-                assert!(layout.blobs().contains(&d.digest), "index names a missing {d:?}");
+                assert!(
+                    layout.blobs().contains(&d.digest),
+                    "index names a missing {d:?}"
+                );
             }
         }
-        Err(e) => assert!(layout.index().unwrap().manifests.is_empty(), "refused ({e})"),
+        Err(e) => assert!(
+            layout.index().unwrap().manifests.is_empty(),
+            "refused ({e})"
+        ),
     }
 }
 
@@ -238,7 +253,11 @@ impl ArchiveRecipe {
                     };
                     (name, Vec::new(), Some((kind, target.to_vec())))
                 }
-                b'd' => (String::from_utf8_lossy(&body).into_owned(), Vec::new(), None),
+                b'd' => (
+                    String::from_utf8_lossy(&body).into_owned(),
+                    Vec::new(),
+                    None,
+                ),
                 _ => continue,
             };
             let entry_type = match (&link, kind) {
@@ -344,7 +363,10 @@ pub fn names(text: &str) {
     let _ = validate_tag(text);
     let _ = validate_repository_name(text);
     let Ok(exact) = Reference::parse_exact(text) else {
-        assert!(Reference::parse(text).is_err(), "parse and parse_exact agree");
+        assert!(
+            Reference::parse(text).is_err(),
+            "parse and parse_exact agree"
+        );
         return;
     };
     let parsed = Reference::parse(text).expect("parse and parse_exact agree");
@@ -370,8 +392,7 @@ pub fn names(text: &str) {
     // `a.b/c`, which names the registry a.b. Elsewhere it parses back.
     let familiar = parsed.familiar_repository();
     let first = familiar.split('/').next().unwrap_or_default();
-    let ambiguous =
-        familiar.contains('/') && (first.contains(['.', ':']) || first == "localhost");
+    let ambiguous = familiar.contains('/') && (first.contains(['.', ':']) || first == "localhost");
     if !ambiguous {
         assert_eq!(Reference::parse(&parsed.familiar()).unwrap(), parsed);
     }

@@ -141,12 +141,16 @@ fn write_seeds() {
         ("gzip-twice", gzip(&gzip(&root))),
     ];
     for (i, t) in unsafe_tars.iter().enumerate() {
-        layers.push((["dotdot", "absolute", "via-symlink", "hardlink", "escape"][i], t.clone()));
+        layers.push((
+            ["dotdot", "absolute", "via-symlink", "hardlink", "escape"][i],
+            t.clone(),
+        ));
     }
     write_all("layer", &layers);
 
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["@d0"]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["@d0"]}}"#;
     let manifest = |layer_type: &str, n: u8| {
         format!(
             r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"@d{c}","size":@s{c}}},"layers":[{{"mediaType":"{layer_type}","digest":"@d{n}","size":@s{n}}}]}}"#,
@@ -248,4 +252,3 @@ fn write_seeds() {
         ],
     );
 }
-

@@ -122,7 +122,10 @@ pub async fn put_manifest(
 
 /// The manifest's media type, from its `mediaType` and the request's `Content-Type`,
 /// which must agree when both are there; `schemaVersion` must be 2.
-pub(crate) fn media_type(bytes: &[u8], content_type: Option<&str>) -> Result<String, ManifestError> {
+pub(crate) fn media_type(
+    bytes: &[u8],
+    content_type: Option<&str>,
+) -> Result<String, ManifestError> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Head {
