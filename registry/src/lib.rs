@@ -6,6 +6,7 @@
 pub use kiln_store as store;
 pub mod client;
 pub mod copy;
+pub mod fuzzing;
 pub mod server;
 pub mod services;
 pub mod storage;

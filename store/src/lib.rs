@@ -9,6 +9,7 @@ mod digest_io;
 pub mod durable;
 mod error;
 mod flatten;
+pub mod fuzzing;
 mod images;
 mod import;
 mod layer;

@@ -65,10 +65,12 @@ impl Reference {
         if let Some(tag) = tag {
             validate_tag(tag).map_err(|r| invalid(&r))?;
         }
-        if name.len() > NAME_TOTAL_LENGTH_MAX {
+        let (domain, path) = split_domain(name);
+        // Docker counts the normalised name (`docker.io/library/…`), so that every name
+        // kiln prints parses again.
+        if domain.len() + 1 + path.len() > NAME_TOTAL_LENGTH_MAX {
             return Err(invalid("the repository name is longer than 255 characters"));
         }
-        let (domain, path) = split_domain(name);
         validate_domain(&domain).map_err(|r| invalid(&r))?;
         validate_path(&path).map_err(|r| invalid(&r))?;
         Ok(Reference {
@@ -101,14 +103,15 @@ impl Reference {
     }
 
     /// `busybox` for official images, `team/app` on docker.io, the full name elsewhere.
+    /// `library/` goes only in front of a one-component name, as docker does: without it
+    /// `library/a/b` would read back as `docker.io/a/b`, another image.
     pub fn familiar_repository(&self) -> String {
-        if self.domain == DEFAULT_DOMAIN {
-            self.path
-                .strip_prefix(OFFICIAL_REPO_PREFIX)
-                .unwrap_or(&self.path)
-                .to_string()
-        } else {
-            self.repository()
+        if self.domain != DEFAULT_DOMAIN {
+            return self.repository();
+        }
+        match self.path.strip_prefix(OFFICIAL_REPO_PREFIX) {
+            Some(official) if !official.contains('/') => official.to_string(),
+            _ => self.path.clone(),
         }
     }
 
@@ -323,12 +326,27 @@ mod tests {
                 "docker.io/ab__c/e--f.g:latest",
                 "ab__c/e--f.g:latest",
             ),
+            (
+                "library/a/b",
+                "docker.io/library/a/b:latest",
+                "library/a/b:latest",
+            ),
         ] {
             let r = Reference::parse(input).unwrap();
             assert_eq!(r.to_string(), full, "{input}");
             assert_eq!(r.familiar(), familiar, "{input}");
             assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn the_longest_accepted_name_prints_back() {
+        // Found by the `names` fuzz target: a 250-character name was accepted and printed
+        // as docker.io/library/… (268 characters), which no longer parsed.
+        let longest = "a".repeat(255 - "docker.io/library/".len());
+        let r = Reference::parse(&longest).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        assert!(Reference::parse(&format!("{longest}a")).is_err());
     }
 
     #[test]
@@ -357,6 +375,8 @@ mod tests {
             "host:port/x",
             &format!("a:{}", "t".repeat(129)),
             &"a".repeat(256),
+            // 255 as given, but 273 once normalised to docker.io/library/…
+            &"a".repeat(255),
         ] {
             assert!(
                 Reference::parse(input).is_err(),

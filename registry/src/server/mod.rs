@@ -4,7 +4,7 @@
 
 mod auth;
 mod blobs;
-mod dispatch;
+pub(crate) mod dispatch;
 mod error;
 mod htpasswd;
 mod listing;
@@ -13,7 +13,7 @@ mod metrics;
 mod referrers;
 mod request_id;
 mod throttle;
-mod uploads;
+pub(crate) mod uploads;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
 

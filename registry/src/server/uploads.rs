@@ -30,7 +30,7 @@ fn query(request: &Request<Body>) -> HashMap<String, String> {
 
 /// Query values here are digests and repository names: only `%3A` (`:`) and `%2F` (`/`)
 /// appear encoded in practice, but decode any `%XX`.
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -200,7 +200,7 @@ pub async fn handle(
 }
 
 /// `Content-Range: <start>-<end>` (the spec's form; `bytes ` prefixed also accepted).
-fn content_range_start(request: &Request<Body>) -> Result<Option<u64>, ApiError> {
+pub(crate) fn content_range_start(request: &Request<Body>) -> Result<Option<u64>, ApiError> {
     let Some(value) = request.headers().get(header::CONTENT_RANGE) else {
         return Ok(None);
     };

@@ -125,7 +125,10 @@ pub async fn put_manifest(
 
 /// The manifest's media type, by the rule both sides of the wire use
 /// (`wire::manifest_media_type`); `schemaVersion` must be 2.
-fn media_type(bytes: &[u8], content_type: Option<&str>) -> Result<String, ManifestError> {
+pub(crate) fn media_type(
+    bytes: &[u8],
+    content_type: Option<&str>,
+) -> Result<String, ManifestError> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Head {
