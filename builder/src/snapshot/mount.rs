@@ -14,7 +14,9 @@ use std::{
     sync::atomic::Ordering,
 };
 
-use kiln_store::{BlobStore, Compression, Digest, LayerOptions, LayerSink, OverlayXattrs, StagedLayer};
+use kiln_store::{
+    BlobStore, Compression, Digest, LayerOptions, LayerSink, OverlayXattrs, StagedLayer,
+};
 
 use super::{
     Backend, LayerBlobs, Scratch, SnapshotError, SnapshotStore,
@@ -168,7 +170,11 @@ impl SnapshotStore {
             FIXED_OPTIONS.len() + 2 * escape(&self.scratch_dir()).len() + 200
         };
         let fit = (sys::page_size() - 1).saturating_sub(fixed) / per_lower;
-        self.options().max_lowers.min(OVERLAY_MAX_LOWERS).min(fit).max(2)
+        self.options()
+            .max_lowers
+            .min(OVERLAY_MAX_LOWERS)
+            .min(fit)
+            .max(2)
     }
 
     fn mount_copy(&self, parents: &[Digest], blobs: &dyn LayerBlobs) -> Result<Mount> {
@@ -298,7 +304,14 @@ struct OverlayOptions {
 fn overlay_unavailable(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EPERM | libc::ENODEV | libc::EINVAL | libc::ENOSYS | libc::EACCES | libc::EOPNOTSUPP)
+        Some(
+            libc::EPERM
+                | libc::ENODEV
+                | libc::EINVAL
+                | libc::ENOSYS
+                | libc::EACCES
+                | libc::EOPNOTSUPP
+        )
     )
 }
 
