@@ -72,7 +72,9 @@ pub enum Error {
         exe: PathBuf,
         source: std::io::Error,
     },
-    /// The container could not be set up (or the command not executed); nothing ran.
+    /// The container could not be set up (or the command not executed); nothing ran. The
+    /// root may still hold mount points created before the failure: a failed step's
+    /// upper directory is meant to be thrown away.
     #[error("sandbox: {0}")]
     Setup(String),
     #[error("the sandbox helper ended without a report ({0})")]

@@ -63,6 +63,10 @@ impl Spec {
         if !self.root.is_dir() {
             return Err(format!("root {} is not a directory", self.root.display()));
         }
+        // The host's own root would give the command the host's file system.
+        if self.root.canonicalize().is_ok_and(|r| r == Path::new("/")) {
+            return Err("the root may not be the host's /".into());
+        }
         if !self.cwd.is_absolute() {
             return Err(format!(
                 "working directory {} is not absolute",

@@ -303,17 +303,26 @@ fn a_failing_step_is_named() {
 
 #[test]
 fn spec_validation() {
-    let mut s = spec();
-    s.root = "/".into();
-    assert!(s.validate().is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let valid = || {
+        let mut s = spec();
+        s.root = dir.path().to_path_buf();
+        s
+    };
+    assert!(valid().validate().is_ok());
+    let mut s = valid();
     s.argv.clear();
     assert!(s.validate().is_err());
-    let mut s = spec();
-    s.root = "/".into();
+    let mut s = valid();
     s.cwd = "relative".into();
     assert!(s.validate().is_err());
-    let mut s = spec();
-    s.root = "/".into();
+    let mut s = valid();
     s.env.push("NOEQUALS".into());
     assert!(s.validate().unwrap_err().contains("NOEQUALS"));
+    let mut s = valid();
+    s.root = dir.path().join("../../../../../../..");
+    assert_eq!(
+        s.validate().unwrap_err(),
+        "the root may not be the host's /"
+    );
 }
