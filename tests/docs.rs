@@ -38,3 +38,29 @@ fn every_relative_link_resolves_inside_the_repository() {
         }
     }
 }
+
+/// The packages the README says `tests/run.sh` installs are the ones it installs (the
+/// list once left out `tar`).
+#[test]
+fn the_readme_lists_the_packages_the_tests_install() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = std::fs::read_to_string(root.join("tests/run.sh")).unwrap();
+    let installed: Vec<&str> = run
+        .lines()
+        .find_map(|l| l.strip_prefix("packages=("))
+        .and_then(|l| l.strip_suffix(')'))
+        .expect("tests/run.sh has a packages=(...) line")
+        .split_whitespace()
+        .collect();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let listed: Vec<&str> = readme
+        .lines()
+        .find(|l| l.starts_with("tests/run.sh"))
+        .and_then(|l| l.split_once("installs "))
+        .and_then(|(_, rest)| rest.split_once(", then"))
+        .expect("the README says what tests/run.sh installs")
+        .0
+        .split_whitespace()
+        .collect();
+    assert_eq!(listed, installed);
+}

@@ -338,3 +338,48 @@ fn a_failed_copy_to_an_oci_dir_leaves_nothing() {
         .collect();
     assert_eq!(left, ["notes"]);
 }
+
+#[test]
+fn the_quickstart_says_what_it_printed_and_how_to_go_on() {
+    require_tool("busybox");
+    let kiln = Kiln::new();
+    let out_dir = kiln.scratch("quickstart");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/quickstart.sh");
+    let out = Command::new(script)
+        .env("QUICKSTART_KILN", env!("CARGO_BIN_EXE_kiln"))
+        .env("QUICKSTART_OUT", &out_dir)
+        .env("KILN_ROOT", kiln.root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("imported busybox:latest, image ID sha256:"),
+        "{stdout}"
+    );
+    // The last line's load command works as printed, from anywhere.
+    let last = stdout.lines().last().unwrap();
+    let command = last
+        .split_once("load it with '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(command, _)| command)
+        .unwrap_or_else(|| panic!("no load command in {last:?}"));
+    let fresh = Kiln::new();
+    let loaded = Command::new("sh")
+        .args(["-c", command])
+        .current_dir("/")
+        .env("KILN_ROOT", fresh.root())
+        .output()
+        .unwrap();
+    assert!(
+        loaded.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert_eq!(fresh.image_id("busybox"), kiln.image_id("busybox"));
+}

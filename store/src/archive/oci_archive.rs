@@ -109,9 +109,16 @@ pub fn unpack_layout<R: Read + Send>(layout: &ImageLayout, input: R, what: &str)
             }
         }
     }
-    let index = index.ok_or_else(|| Error::MissingFile {
-        archive: what.to_string(),
-        file: INDEX_JSON.into(),
+    let index = index.ok_or_else(|| {
+        let docker = if seen_marker {
+            ""
+        } else {
+            " (a Docker archive is read with docker-archive:)"
+        };
+        Error::archive(
+            what,
+            format!("it has no index.json, so it is not an OCI image layout{docker}"),
+        )
     })?;
     if !seen_marker {
         return Err(Error::MissingFile {
