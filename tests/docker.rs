@@ -343,7 +343,11 @@ fn import_changes_give_the_config_docker_import_gives() {
         ],
         &[r#"HEALTHCHECK CMD ["/bin/check", "-v"]"#],
         &["HEALTHCHECK CMD true", "HEALTHCHECK NONE"],
-        &["ONBUILD RUN echo   hi", "onbuild copy a b", "ONBUILD ENV X=$Y"],
+        &[
+            "ONBUILD RUN echo   hi",
+            "onbuild copy a b",
+            "ONBUILD ENV X=$Y",
+        ],
         &["LABEL legacy x y", "LABEL a=b", "LABEL a=c"],
         &["CMD []", "ENTRYPOINT []"],
         &["ENV A=1 \\", " B=2"],
@@ -361,7 +365,8 @@ fn import_changes_give_the_config_docker_import_gives() {
         docker_args.push(&input);
         kiln_args.extend([input.as_str(), "changed:1"]);
         let id = docker.ok(&docker_args);
-        let want: serde_json::Value = serde_json::from_str(&docker.inspect(id.trim(), "{{json .Config}}")).unwrap();
+        let want: serde_json::Value =
+            serde_json::from_str(&docker.inspect(id.trim(), "{{json .Config}}")).unwrap();
         kiln.ok(&kiln_args);
         let inspect: serde_json::Value =
             serde_json::from_str(&kiln.ok(&["inspect", "changed:1"])).unwrap();
@@ -397,5 +402,8 @@ fn import_changes_give_the_config_docker_import_gives() {
             "{change}: {message}"
         );
     }
-    assert!(kiln.fails(&["inspect", "refused:1"]).contains("no such image"));
+    assert!(
+        kiln.fails(&["inspect", "refused:1"])
+            .contains("no such image")
+    );
 }

@@ -161,7 +161,10 @@ mod tests {
     fn refuses_what_import_cannot_change_and_says_which_change() {
         for (bad, reason) in [
             ("RUN echo", "RUN cannot be changed on import"),
-            ("STOPSIGNAL SIGTERM", "STOPSIGNAL cannot be changed on import"),
+            (
+                "STOPSIGNAL SIGTERM",
+                "STOPSIGNAL cannot be changed on import",
+            ),
             ("SHELL [\"/bin/bash\", \"-c\"]", "SHELL cannot be changed"),
             ("MAINTAINER me", "MAINTAINER cannot be changed"),
             ("FROM busybox", "FROM cannot be changed"),
@@ -175,7 +178,10 @@ mod tests {
             ("ENV A=\"open", "cannot expand"),
             ("VOLUME $NOPE", "VOLUME names an empty path"),
             ("CMD [\"a\", 1]", "arrays must be comprised of strings only"),
-            ("HEALTHCHECK --interval=5 CMD true", "--interval=5: not a duration"),
+            (
+                "HEALTHCHECK --interval=5 CMD true",
+                "--interval=5: not a duration",
+            ),
             ("HEALTHCHECK --timeout=10us CMD true", "at least 1ms"),
             ("HEALTHCHECK --retries=-1 CMD true", "cannot be negative"),
             ("BOGUS x", "unknown instruction BOGUS"),

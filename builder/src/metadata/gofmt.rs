@@ -198,7 +198,17 @@ mod tests {
             assert_eq!(parse_duration(text), Some(nanos), "{text}");
         }
         for bad in [
-            "", "30", "s", "1x", "1.s.", ".s", "1s2", "-", "3 s", "9999999999h", "1e3s",
+            "",
+            "30",
+            "s",
+            "1x",
+            "1.s.",
+            ".s",
+            "1s2",
+            "-",
+            "3 s",
+            "9999999999h",
+            "1e3s",
         ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }

@@ -15,7 +15,11 @@ pub fn parse(spec: &str) -> Result<Vec<String>, String> {
     let proto = match proto.to_ascii_lowercase().as_str() {
         "" => "tcp".to_string(),
         p @ ("tcp" | "udp" | "sctp") => p.to_string(),
-        p => return Err(format!("invalid protocol {p:?} in {spec:?} (tcp, udp or sctp)")),
+        p => {
+            return Err(format!(
+                "invalid protocol {p:?} in {spec:?} (tcp, udp or sctp)"
+            ));
+        }
     };
     if let Some(ip) = ip {
         let bare = ip
@@ -26,8 +30,9 @@ pub fn parse(spec: &str) -> Result<Vec<String>, String> {
             return Err(format!("invalid IP address {ip:?} in {spec:?}"));
         }
     }
-    let (start, end) = range(port)
-        .ok_or_else(|| format!("invalid port {port:?} in {spec:?} (0-65535, or a range such as 8000-8010)"))?;
+    let (start, end) = range(port).ok_or_else(|| {
+        format!("invalid port {port:?} in {spec:?} (0-65535, or a range such as 8000-8010)")
+    })?;
     if let Some(host) = host {
         let (host_start, host_end) =
             range(host).ok_or_else(|| format!("invalid host port {host:?} in {spec:?}"))?;
@@ -92,8 +97,18 @@ mod tests {
         assert_eq!(ok("8080:80"), ["80/tcp"]);
         assert_eq!(ok("9000-9001:80-81"), ["80/tcp", "81/tcp"]);
         for bad in [
-            "", "/tcp", "http", "80/icmp", "70000", "90-80", "+80", "-80", "80-", "1-2-3",
-            "x:81:80", "9000-9002:80-81",
+            "",
+            "/tcp",
+            "http",
+            "80/icmp",
+            "70000",
+            "90-80",
+            "+80",
+            "-80",
+            "80-",
+            "1-2-3",
+            "x:81:80",
+            "9000-9002:80-81",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -79,10 +79,16 @@ fn cmd_shell_form_runs_in_the_current_shell() {
     let (c, applied) = run(&["CMD echo $HOME"]);
     assert_eq!(c.cmd.clone().unwrap(), ["/bin/sh", "-c", "echo $HOME"]);
     assert!(c.args_escaped(), "BuildKit marks CMD ArgsEscaped");
-    assert_eq!(created_by(&applied), [r#"CMD ["/bin/sh" "-c" "echo $HOME"]"#]);
+    assert_eq!(
+        created_by(&applied),
+        [r#"CMD ["/bin/sh" "-c" "echo $HOME"]"#]
+    );
 
     let (c, applied) = run(&[r#"SHELL ["/bin/bash", "-eu", "-c"]"#, "CMD echo hi"]);
-    assert_eq!(c.cmd.clone().unwrap(), ["/bin/bash", "-eu", "-c", "echo hi"]);
+    assert_eq!(
+        c.cmd.clone().unwrap(),
+        ["/bin/bash", "-eu", "-c", "echo hi"]
+    );
     assert_eq!(c.shell().unwrap(), ["/bin/bash", "-eu", "-c"]);
     assert_eq!(
         created_by(&applied),
@@ -115,7 +121,10 @@ fn entrypoint_resets_an_inherited_cmd_but_not_one_set_in_the_stage() {
     let c = image.config.unwrap();
     assert_eq!(c.cmd, None);
     assert_eq!(c.entrypoint.unwrap(), ["/bin/sh", "-c", "/init"]);
-    assert_eq!(created_by(&applied), [r#"ENTRYPOINT ["/bin/sh" "-c" "/init"]"#]);
+    assert_eq!(
+        created_by(&applied),
+        [r#"ENTRYPOINT ["/bin/sh" "-c" "/init"]"#]
+    );
     // A CMD of this stage, before or after, stays.
     let mut image = inherited();
     run_on(&mut image, &["CMD [\"mine\"]", "ENTRYPOINT [\"/init\"]"]);
@@ -123,10 +132,16 @@ fn entrypoint_resets_an_inherited_cmd_but_not_one_set_in_the_stage() {
     let mut image = inherited();
     run_on(&mut image, &["ENTRYPOINT [\"/init\"]", "CMD [\"mine\"]"]);
     let c = image.config.unwrap();
-    assert_eq!((c.entrypoint.unwrap(), c.cmd.unwrap()), (vec!["/init".to_string()], vec!["mine".to_string()]));
+    assert_eq!(
+        (c.entrypoint.unwrap(), c.cmd.unwrap()),
+        (vec!["/init".to_string()], vec!["mine".to_string()])
+    );
     // Even an empty CMD counts as set in the stage (BuildKit's tracker).
     let mut image = inherited();
-    run_on(&mut image, &["CMD []", "CMD [\"again\"]", "ENTRYPOINT [\"/e\"]"]);
+    run_on(
+        &mut image,
+        &["CMD []", "CMD [\"again\"]", "ENTRYPOINT [\"/e\"]"],
+    );
     assert_eq!(image.config.unwrap().cmd.unwrap(), ["again"]);
     // ENTRYPOINT [] clears it.
     let (c, _) = run(&["ENTRYPOINT [\"/x\"]", "ENTRYPOINT []"]);
@@ -171,8 +186,7 @@ fn expose_validates_normalises_and_expands_ranges() {
     assert_eq!(
         ports,
         [
-            "443/tcp", "53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp", "82/tcp",
-            "8443/tcp"
+            "443/tcp", "53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp", "82/tcp", "8443/tcp"
         ]
     );
     assert_eq!(
@@ -199,7 +213,13 @@ fn volume_takes_json_or_words() {
 #[test]
 fn stopsignal_takes_names_and_numbers() {
     for good in [
-        "SIGTERM", "term", "SIGRTMIN+3", "RTMAX-14", "SIGRTMAX", "9", "SIGUSR1",
+        "SIGTERM",
+        "term",
+        "SIGRTMIN+3",
+        "RTMAX-14",
+        "SIGRTMAX",
+        "9",
+        "SIGUSR1",
     ] {
         let (c, applied) = run(&[&format!("STOPSIGNAL {good}")]);
         assert_eq!(c.stop_signal.unwrap(), good);
@@ -232,8 +252,10 @@ fn healthcheck_fills_docker_s_object_in_nanoseconds() {
     );
     assert_eq!(
         created_by(&applied),
-        ["HEALTHCHECK {Test:[CMD-SHELL curl -f http://localhost/] Interval:30s \
-          Timeout:1m30s StartPeriod:1.5s StartInterval:500ms Retries:3}"]
+        [
+            "HEALTHCHECK {Test:[CMD-SHELL curl -f http://localhost/] Interval:30s \
+          Timeout:1m30s StartPeriod:1.5s StartInterval:500ms Retries:3}"
+        ]
     );
     // Exec form; zero values mean "inherit" and are left out.
     let (c, _) = run(&[r#"HEALTHCHECK --interval=0s --retries=0 CMD ["/check", "-v"]"#]);
@@ -257,15 +279,12 @@ fn healthcheck_fills_docker_s_object_in_nanoseconds() {
 
 #[test]
 fn onbuild_keeps_the_trigger_as_written_without_history() {
-    let (c, applied) = run(&[
-        "ONBUILD RUN echo   $HOME",
-        "onbuild copy --chown=1:1 a b",
-    ]);
+    let (c, applied) = run(&["ONBUILD RUN echo   $HOME", "onbuild copy --chown=1:1 a b"]);
+    assert_eq!(c.on_build(), ["RUN echo   $HOME", "copy --chown=1:1 a b"]);
     assert_eq!(
-        c.on_build(),
-        ["RUN echo   $HOME", "copy --chown=1:1 a b"]
+        applied[0].created_by, None,
+        "BuildKit writes no history for ONBUILD"
     );
-    assert_eq!(applied[0].created_by, None, "BuildKit writes no history for ONBUILD");
     assert!(applied.iter().all(Applied::empty_layer));
 }
 
@@ -274,10 +293,7 @@ fn maintainer_sets_the_author() {
     let mut image = ImageConfig::default();
     let applied = run_on(&mut image, &["MAINTAINER Jane <jane@example.com>"]);
     assert_eq!(image.author.as_deref(), Some("Jane <jane@example.com>"));
-    assert_eq!(
-        created_by(&applied),
-        ["MAINTAINER Jane <jane@example.com>"]
-    );
+    assert_eq!(created_by(&applied), ["MAINTAINER Jane <jane@example.com>"]);
 }
 
 #[test]

@@ -8,9 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use kiln_store::{
-    Compression, ImageConfig, ImportOptions, Platform, Reference, import_rootfs,
-};
+use kiln_store::{Compression, ImageConfig, ImportOptions, Platform, Reference, import_rootfs};
 
 use super::open_store;
 
