@@ -126,7 +126,9 @@ fn import_applies_changes_and_history() {
         "-c",
         "VOLUME /data",
         "-c",
-        "STOPSIGNAL SIGQUIT",
+        "HEALTHCHECK --interval=30s CMD true",
+        "-c",
+        "ONBUILD RUN echo hi",
         "-m",
         "from a test",
         &input,
@@ -149,12 +151,22 @@ fn import_applies_changes_and_history() {
     assert_eq!(c["User"], "1000:1000");
     assert_eq!(c["WorkingDir"], "/srv");
     assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
-    assert_eq!(c["StopSignal"], "SIGQUIT");
+    assert_eq!(
+        c["Healthcheck"],
+        serde_json::json!({"Interval": 30_000_000_000i64, "Test": ["CMD-SHELL", "true"]})
+    );
+    assert_eq!(c["OnBuild"], serde_json::json!(["RUN echo hi"]));
     let history = kiln.ok(&["history", "rich:changed"]);
     assert!(history.contains("from a test"), "{history}");
 
     let bad = kiln.fails(&["import", "-c", "RUN echo", &input, "x:1"]);
     assert!(bad.contains("RUN cannot be changed on import"), "{bad}");
+    // docker import refuses STOPSIGNAL too (it is not among moby's commit commands).
+    let bad = kiln.fails(&["import", "-c", "STOPSIGNAL SIGQUIT", &input, "x:1"]);
+    assert!(
+        bad.contains("--change \"STOPSIGNAL SIGQUIT\": STOPSIGNAL cannot be changed"),
+        "{bad}"
+    );
 }
 
 #[test]
