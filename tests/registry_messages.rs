@@ -173,8 +173,13 @@ fn a_media_type_the_document_contradicts_is_named() {
     let manifest = serde_json::to_vec(&manifest).unwrap();
     let server = Scripted::new();
     server.script(move |seen: Seen| {
+        // Content-Type and mediaType agree (an index); the document is an image manifest.
         now(if seen.path().contains("/manifests/") {
-            reply(200, &[("content-type", MANIFEST)], manifest.clone())
+            reply(
+                200,
+                &[("content-type", "application/vnd.oci.image.index.v1+json")],
+                manifest.clone(),
+            )
         } else if seen.path() == "/v2/" {
             reply(200, &[], "")
         } else {
