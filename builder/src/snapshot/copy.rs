@@ -104,8 +104,13 @@ fn finish(path: &Path, meta: &fs::Metadata, chmod: bool) -> Result<()> {
 /// Every xattr of `src` onto `dst` (neither followed if a symlink).
 pub(crate) fn copy_xattrs(src: &Path, dst: &Path) -> Result<()> {
     for (name, value) in read_xattrs(src)? {
-        xattr::set(dst, &name, &value)
-            .ctx(|| format!("setting xattr {} on {}", name.to_string_lossy(), dst.display()))?;
+        xattr::set(dst, &name, &value).ctx(|| {
+            format!(
+                "setting xattr {} on {}",
+                name.to_string_lossy(),
+                dst.display()
+            )
+        })?;
     }
     Ok(())
 }
@@ -120,7 +125,11 @@ pub(crate) fn read_xattrs(path: &Path) -> Result<Vec<(std::ffi::OsString, Vec<u8
     let mut out = Vec::new();
     for name in names {
         if let Some(value) = xattr::get(path, &name).ctx(|| {
-            format!("reading xattr {} of {}", name.to_string_lossy(), path.display())
+            format!(
+                "reading xattr {} of {}",
+                name.to_string_lossy(),
+                path.display()
+            )
         })? {
             out.push((name, value));
         }

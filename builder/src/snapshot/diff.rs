@@ -120,7 +120,10 @@ impl TreeDiff {
         let new_names = names(&new_dir)?;
         for name in &new_names {
             key.push(name.clone());
-            let (old, new) = (old_dir.join(OsStr::from_bytes(name)), new_dir.join(OsStr::from_bytes(name)));
+            let (old, new) = (
+                old_dir.join(OsStr::from_bytes(name)),
+                new_dir.join(OsStr::from_bytes(name)),
+            );
             let new_meta =
                 fs::symlink_metadata(&new).ctx(|| format!("inspecting {}", new.display()))?;
             if new_meta.is_file() && new_meta.nlink() > 1 {

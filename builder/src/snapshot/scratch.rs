@@ -129,7 +129,9 @@ pub fn cleanup_stale(scratch_root: &Path) -> Result<CleanupReport> {
     };
     let mut ids = std::collections::BTreeSet::new();
     for entry in entries {
-        let name = entry.ctx(|| format!("reading {}", scratch_root.display()))?.file_name();
+        let name = entry
+            .ctx(|| format!("reading {}", scratch_root.display()))?
+            .file_name();
         let name = name.to_string_lossy();
         ids.insert(name.strip_suffix(LOCK_SUFFIX).unwrap_or(&name).to_string());
     }
@@ -215,7 +217,9 @@ fn unescape(field: &str) -> std::ffi::OsString {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);

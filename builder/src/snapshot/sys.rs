@@ -45,7 +45,10 @@ pub(crate) fn unmount(target: &Path, detach: bool) -> io::Result<()> {
 pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+    usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(4096)
 }
 
 /// A device node or fifo; `kind` is `S_IFCHR`, `S_IFBLK` or `S_IFIFO`.
