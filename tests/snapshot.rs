@@ -231,6 +231,8 @@ fn simulate_step(root: &Path) {
     .unwrap();
     symlink("../etc/hostname", root.join("new/link")).unwrap();
     mknod(&root.join("new/zero"), &["c", "1", "5"]);
+    // A socket left behind by a daemon the step ran: never part of a layer.
+    drop(std::os::unix::net::UnixListener::bind(root.join("new/socket")).unwrap());
     // A setcap-like xattr on the new file, and a changed one on a base file.
     xattr::set(
         root.join("new/dir/file"),
