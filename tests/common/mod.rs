@@ -6,6 +6,7 @@
 pub mod docker;
 pub mod http;
 pub mod servers;
+pub mod snapshots;
 pub mod token;
 
 use std::{
