@@ -7,6 +7,7 @@ pub mod docker;
 pub mod http;
 pub mod scripted;
 pub mod servers;
+pub mod snapshots;
 pub mod token;
 
 use std::{

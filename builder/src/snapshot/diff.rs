@@ -8,7 +8,10 @@ use std::{
     ffi::OsStr,
     fs,
     io::Write,
-    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    os::unix::{
+        ffi::OsStrExt,
+        fs::{FileTypeExt, MetadataExt},
+    },
     path::{Path, PathBuf},
 };
 
@@ -126,6 +129,10 @@ impl TreeDiff {
             );
             let new_meta =
                 fs::symlink_metadata(&new).ctx(|| format!("inspecting {}", new.display()))?;
+            if new_meta.file_type().is_socket() {
+                key.pop();
+                continue; // a layer cannot hold sockets (the upper dir's writer skips them too)
+            }
             if new_meta.is_file() && new_meta.nlink() > 1 {
                 self.links
                     .entry((new_meta.dev(), new_meta.ino()))

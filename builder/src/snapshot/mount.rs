@@ -4,6 +4,7 @@
 //! overlayfs, a copy of the applied stack. Unmounted and removed on drop.
 
 use std::{
+    collections::HashSet,
     fs::{self, File},
     io::{self, Write},
     os::{
@@ -29,12 +30,13 @@ use super::{
 /// overlayfs refuses more lower directories than this (OVL_MAX_STACK).
 pub const OVERLAY_MAX_LOWERS: usize = 500;
 /// Options after the lower directories, at their longest.
-const FIXED_OPTIONS: &str = "lowerdir=,upperdir=/proc/self/fd/1234567,workdir=/proc/self/fd/1234567,userxattr,index=off,redirect_dir=off,metacopy=off";
+const FIXED_OPTIONS: &str = "lowerdir=,upperdir=/proc/self/fd/1234567,workdir=/proc/self/fd/1234567,userxattr,index=off,redirect_dir=nofollow,metacopy=off";
 /// What one more lower directory adds to the options, named as `/proc/self/fd/N:`.
 const FD_LOWER_LEN: usize = "/proc/self/fd/1234567:".len();
 /// Options that keep the upper directory a plain diff: no inode index, no redirects, no
 /// metadata-only copy-ups (all three put content the diff cannot see in the lower dirs).
-const PLAIN_UPPER: &str = ",index=off,redirect_dir=off,metacopy=off";
+/// `nofollow`, not `off`: with `userxattr` the kernel refuses anything that follows.
+const PLAIN_UPPER: &str = ",index=off,redirect_dir=nofollow,metacopy=off";
 
 #[derive(Debug)]
 enum Kind {
@@ -240,8 +242,14 @@ impl SnapshotStore {
         }
         let k = flatten_point(parents.len(), self.max_lowers());
         let mut lowers = Vec::with_capacity(parents.len() - k + 1);
+        let mut seen = HashSet::new();
         for diff_id in parents[k..].iter().rev() {
-            lowers.push(self.layer(diff_id, blobs)?);
+            // overlayfs refuses a directory twice in one stack (ELOOP), and images repeat
+            // layers (empty ones above all). Only the topmost copy counts: whatever a lower
+            // copy of a layer could show, the same layer above it shows or hides again.
+            if seen.insert(diff_id) {
+                lowers.push(self.layer(diff_id, blobs)?);
+            }
         }
         if k > 0 {
             lowers.push(self.chain(&parents[..k], blobs)?);
