@@ -13,7 +13,7 @@ use std::{
 
 use common::{
     Kiln, require_tool,
-    scripted::{MANIFEST, Scripted, Seen, TestImage, now, reply, run_within, sha256},
+    scripted::{Scripted, Seen, TestImage, now, reply, run_within, sha256},
     servers::{Registry, free_port},
     sh, tar_of_files,
 };
