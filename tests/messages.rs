@@ -48,7 +48,8 @@ fn a_kiln_save_archive_is_an_oci_archive_too() {
 fn a_truncated_oci_archive_says_truncated() {
     let kiln = seeded();
     let bundle = kiln.scratch("bundle.tar");
-    kiln.ok(&["save", "-o", bundle.to_str().unwrap(), "seed:1"]);
+    let target = format!("oci-archive:{}", bundle.display());
+    kiln.ok(&["copy", "kiln:seed:1", &target]);
     let bytes = fs::read(&bundle).unwrap();
     // Cut inside the last blob, the layer (the biggest entry).
     let cut = kiln.file("cut.tar", &bytes[..bytes.len() * 2 / 3]);

@@ -262,3 +262,30 @@ fn tls_failures_are_told_with_the_fix() {
     let err = pull(&plain, &[]);
     assert!(err.contains("does not speak TLS"), "{err}");
 }
+
+#[test]
+fn the_login_ping_asks_for_no_repository_scope() {
+    let server = Scripted::new();
+    let realm = format!("http://{}/token", server.addr);
+    server.script(move |seen: Seen| {
+        now(match seen.path() {
+            "/token" => reply(200, &[], r#"{"token":"t"}"#),
+            "/v2/" if seen.authorization().as_deref() == Some("Bearer t") => reply(200, &[], ""),
+            _ => {
+                let challenge = format!("Bearer realm=\"{realm}\",service=\"test\"");
+                reply(401, &[("www-authenticate", challenge.as_str())], "")
+            }
+        })
+    });
+    let kiln = Kiln::new();
+    let out = kiln_run(&kiln, &["login", "-u", "ci", "-p", "pw", &server.addr]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let asked: Vec<String> = server
+        .seen()
+        .iter()
+        .filter(|s| s.path() == "/token")
+        .map(|s| s.uri.clone())
+        .collect();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(!asked[0].contains("scope="), "{asked:?}");
+}

@@ -6,6 +6,7 @@
 //! an image whose parts are missing. `transport` turns skopeo-style names into these.
 
 mod blobs;
+mod created;
 mod layers;
 pub mod transport;
 
