@@ -4,6 +4,7 @@
 //! `.dockerignore`, and `metadata` applies metadata instructions to an image config
 //! (shared with `kiln import --change`, in `change`).
 
+pub mod cache;
 pub mod change;
 pub mod context;
 pub mod dockerfile;
@@ -13,3 +14,4 @@ pub mod metadata;
 pub mod plan;
 pub mod shell;
 pub mod snapshot;
+pub mod solve;

@@ -70,6 +70,10 @@ pub struct Step {
     pub instruction: Instruction,
     /// Run because the base declared it with ONBUILD.
     pub triggered: bool,
+    /// The stage's ARGs that have a value at this step, in declaration order: a RUN gets
+    /// them as environment variables (ENV of the same name wins), and they are part of its
+    /// cache key.
+    pub args: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]

@@ -50,6 +50,11 @@ impl Scope {
         self.env.push((name.to_string(), value.to_string()));
     }
 
+    /// The ARGs with a value, in declaration order.
+    pub fn args(&self) -> &[(String, String)] {
+        &self.args
+    }
+
     pub fn env(&self) -> &[(String, String)] {
         &self.env
     }

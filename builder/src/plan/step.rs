@@ -30,9 +30,11 @@ pub(super) fn apply(
     cx: &mut Context<'_>,
 ) -> Result<(), PlanError> {
     let expanded = expand_step(stage, instruction, cx)?;
+    let args = stage.scope.args().to_vec();
     stage.steps.push(Step {
         instruction: expanded,
         triggered,
+        args,
     });
     Ok(())
 }

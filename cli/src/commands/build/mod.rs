@@ -1,5 +1,8 @@
-//! `kiln build`: for now, how kiln would build a Dockerfile (`--print=outline`); running
-//! the steps comes with the executor.
+//! `kiln build`: a Dockerfile into an image in the store (`execute`), or the plan shown
+//! (`--print=outline`).
+
+mod display;
+mod execute;
 
 use std::{
     collections::BTreeMap,
@@ -15,17 +18,21 @@ use kiln_builder::{
 };
 use kiln_store::{ImageStore, Platform};
 
+use super::transfer::RegistryFlags;
 use crate::output::human_size;
 
 /// Build an image from a Dockerfile
 ///
 /// Reads the Dockerfile (CONTEXT/Dockerfile unless -f says otherwise), expands its
-/// variables with BuildKit's rules, and works out the stages the target needs.
-/// --print=outline shows that plan: the target, the ARGs and where their values came
-/// from, each needed stage with its steps after expansion, and the build context left
-/// after .dockerignore. Running the steps is not implemented yet.
+/// variables with BuildKit's rules, and builds the stages the target needs: RUN steps in
+/// kiln's own sandbox (new mount, PID, UTS and IPC namespaces, Docker's default
+/// capabilities, a seccomp filter; the host's network unless --network none), COPY and
+/// ADD from the context after .dockerignore, every step looked up in the layer cache
+/// first. The image lands in the local store under every -t name. Base images come from
+/// the store, else from their registry (as `kiln pull`).
+/// --print=outline shows the plan instead of building.
 ///
-/// Example:  kiln build --print=outline --build-arg VERSION=1.2 --target runtime .
+/// Example:  kiln build -t app:1 --build-arg VERSION=1.2 .
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -44,7 +51,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME[=VALUE]")]
     build_arg: Vec<String>,
 
-    /// The platform to build for (os/arch[/variant]) [default: the host]
+    /// The platform to build for; only the host's (os/arch[/variant]) [default: the host]
     #[arg(long)]
     platform: Option<String>,
 
@@ -53,9 +60,48 @@ pub struct Args {
     #[arg(long, value_name = "WHAT")]
     print: Option<String>,
 
-    /// Name the result (recorded for when builds run)
+    /// Name the result (repeatable)
     #[arg(short, long, value_name = "NAME:TAG")]
     tag: Vec<String>,
+
+    /// Run every step, ignoring the layer cache (results still go into it)
+    #[arg(long)]
+    no_cache: bool,
+
+    /// Fetch every base image from its registry, even when the store has it
+    #[arg(long)]
+    pull: bool,
+
+    /// The network of RUN steps: default (the host's), host, or none (loopback only)
+    #[arg(long, default_value = "default", value_name = "MODE")]
+    network: String,
+
+    /// How to show progress: auto, tty, plain (with timestamps) or quiet
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    progress: String,
+
+    /// Show nothing but the image ID at the end
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// Write the image ID to this file
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+
+    /// Add a label to the image (KEY=VALUE, repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+
+    /// The image format: oci, or docker (schema 2)
+    #[arg(long, default_value = "oci", value_name = "FORMAT")]
+    format: String,
+
+    /// How layers are compressed: gzip or zstd
+    #[arg(long, default_value = "gzip", value_name = "ALGORITHM")]
+    compress: String,
+
+    #[command(flatten)]
+    registry: RegistryFlags,
 }
 
 /// Base images' ONBUILD triggers, from the images kiln's store holds (a base that is not
@@ -82,16 +128,20 @@ impl BaseImages for StoreImages {
     }
 }
 
-pub fn run(root: &Path, args: Args) -> Result<()> {
-    let dockerfile_path = args
+/// The Dockerfile, parsed: its name (for messages) and contents.
+fn parse_dockerfile(args: &Args) -> Result<(String, dockerfile::Dockerfile)> {
+    let path = args
         .file
         .clone()
         .unwrap_or_else(|| args.context.join("Dockerfile"));
-    let (name, text) = read_dockerfile(&dockerfile_path)?;
-    let parsed = match dockerfile::parse(&name, &text) {
-        Ok(p) => p,
+    let (name, text) = read_dockerfile(&path)?;
+    match dockerfile::parse(&name, &text) {
+        Ok(p) => Ok((name, p)),
         Err(e) => bail!("{e}"),
-    };
+    }
+}
+
+fn plan_options(args: &Args) -> Result<PlanOptions> {
     let mut build_args = BTreeMap::new();
     for arg in &args.build_arg {
         match arg.split_once('=') {
@@ -110,12 +160,20 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let options = PlanOptions {
+    Ok(PlanOptions {
         build_args,
         target: args.target.clone(),
         target_platform,
         build_platform: Platform::host(),
-    };
+    })
+}
+
+pub fn run(root: &Path, args: Args) -> Result<()> {
+    if args.print.is_none() {
+        return execute::build(root, &args);
+    }
+    let (name, parsed) = parse_dockerfile(&args)?;
+    let options = plan_options(&args)?;
     // Only an existing store is read: an outline never creates one.
     let store = root
         .join("images/oci-layout")
@@ -151,10 +209,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
             Ok(())
         }
         Some(other) => bail!("--print={other}: expected outline or outline-json"),
-        None => bail!(
-            "kiln build cannot run builds yet (the executor is still to come); \
-             --print=outline shows what it would do"
-        ),
+        None => unreachable!("builds are handled above"),
     }
 }
 

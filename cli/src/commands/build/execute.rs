@@ -1,0 +1,261 @@
+//! `kiln build` proper: check the options, plan, fetch missing base images, solve with the
+//! local worker (store, snapshots, sandbox, cache), store the image under its names.
+
+use std::{
+    path::Path,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use kiln_builder::{
+    cache::CacheIndex,
+    context::Dockerignore,
+    plan::{Base, Plan, plan},
+    snapshot::{SnapshotOptions, SnapshotStore},
+    solve::{Clock, Format, LocalWorker, Network, SolveOptions, solve, store_image},
+};
+use kiln_registry::copy::transport::Transport;
+use kiln_store::{Compression, ImageStore, Platform, Reference};
+
+use super::{
+    Args, StoreImages,
+    display::{Display, Mode},
+    parse_dockerfile, plan_options,
+};
+use crate::commands::{
+    open_store,
+    transfer::{PlatformFlags, TransferFlags, run_copy},
+};
+
+/// Set by SIGINT or SIGTERM: the build stops before its next step. (A running step's
+/// sandbox gets the terminal's SIGINT itself and kills its processes.)
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Catch SIGINT and SIGTERM so that the build unwinds (unmounts, removes its scratch
+/// directories) instead of dying where it stands. Handlers do not survive exec: the
+/// sandbox helper and the step's processes start with the default actions.
+fn catch_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+struct Choices {
+    mode: Mode,
+    network: Network,
+    format: Format,
+    compression: Compression,
+    names: Vec<Reference>,
+    labels: Vec<(String, String)>,
+}
+
+/// Every option checked before anything is read or written.
+fn choices(args: &Args) -> Result<Choices> {
+    let mode = match (args.quiet, Mode::parse(&args.progress)) {
+        (true, _) => Mode::Quiet,
+        (false, Some(m)) => m,
+        (false, None) => bail!(
+            "--progress {}: expected auto, tty, plain or quiet",
+            args.progress
+        ),
+    };
+    let network = Network::parse(&args.network)
+        .ok_or_else(|| anyhow!("--network {}: expected default, host or none", args.network))?;
+    let format = match args.format.as_str() {
+        "oci" => Format::Oci,
+        "docker" => Format::Docker,
+        other => bail!("--format {other}: expected oci or docker"),
+    };
+    let compression = match args.compress.as_str() {
+        "gzip" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
+        other => bail!("--compress {other}: expected gzip or zstd"),
+    };
+    if format == Format::Docker && compression == Compression::Zstd {
+        bail!("--format docker holds gzip layers only: use --compress gzip, or --format oci");
+    }
+    if let Some(p) = &args.platform {
+        let wanted = Platform::parse(p)?;
+        let host = Platform::host();
+        if !wanted.matches(&host) {
+            bail!(
+                "--platform {p}: kiln builds for this machine's platform only ({}/{}); \
+                 building for another one needs emulation, which kiln does not do",
+                host.os,
+                host.architecture
+            );
+        }
+    }
+    let names = args
+        .tag
+        .iter()
+        .map(|t| Reference::parse(t).with_context(|| format!("-t {t}")))
+        .collect::<Result<Vec<_>>>()?;
+    let labels = args
+        .label
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(anyhow!("--label {l:?}: expected KEY=VALUE")),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Choices {
+        mode,
+        network,
+        format,
+        compression,
+        names,
+        labels,
+    })
+}
+
+pub fn build(root: &Path, args: &Args) -> Result<()> {
+    let choices = choices(args)?;
+    if !args.context.is_dir() {
+        bail!(
+            "the build context {} does not exist or is not a directory",
+            args.context.display()
+        );
+    }
+    let (file, parsed) = parse_dockerfile(args)?;
+    let options = plan_options(args)?;
+    let store = open_store(root)?;
+    // Layers a step stores stay unreferenced until the image is tagged: keep `kiln prune`
+    // from collecting them meanwhile.
+    let _gc = store.gc_lock(false)?;
+    let mut display = Display::new(choices.mode);
+
+    let mut puller = |name: &str| -> Result<(), String> {
+        pull(&store, name, args, choices.mode == Mode::Quiet).map_err(|e| format!("{e:#}"))
+    };
+    let images = StoreImages(Some(store.clone()));
+    let mut planned = plan(&parsed, &file, &options, &images)?;
+    // Bases first, so that their ONBUILD triggers are planned too.
+    let mut fetched = false;
+    for name in base_images(&planned) {
+        if args.pull || store.resolve(&name).is_err() {
+            display.note(&format!("pulling {name}"));
+            puller(&name).map_err(|e| anyhow!("base image {name}: {e}"))?;
+            fetched = true;
+        }
+    }
+    if fetched {
+        planned = plan(&parsed, &file, &options, &images)?;
+    }
+    for warning in parsed.warnings.iter().chain(&planned.warnings) {
+        eprintln!("kiln: warning: {warning}");
+    }
+
+    let snapshots = SnapshotStore::open(root, SnapshotOptions::from_env())?;
+    // What a build killed with SIGKILL left: its mounts and scratch directories.
+    snapshots.cleanup_stale()?;
+    let cache = CacheIndex::open(root)
+        .with_context(|| format!("opening the layer cache in {}", root.display()))?;
+    let dockerfile = args.file.as_deref().filter(|f| *f != Path::new("-"));
+    let ignore = Dockerignore::for_build(&args.context, dockerfile)
+        .with_context(|| format!("reading the .dockerignore of {}", args.context.display()))?;
+    let exe = std::env::current_exe().context("finding the kiln binary")?;
+    let mut worker = LocalWorker::new(
+        &store,
+        &snapshots,
+        exe,
+        args.context.clone(),
+        ignore,
+        choices.compression,
+        false,
+        &mut puller,
+    );
+    worker.stop = Some(&STOP);
+    catch_signals();
+    let solve_options = SolveOptions {
+        no_cache: args.no_cache,
+        network: choices.network,
+    };
+    let clock = Clock::from_env();
+    let mut state = solve(
+        &planned,
+        &mut worker,
+        Some(&cache),
+        &clock,
+        &solve_options,
+        &mut display,
+    )
+    .map_err(|e| {
+        let mut message = e.message.clone();
+        if let Some(code) = e.exit_code {
+            message.push_str(&format!(" (exit code: {code})"));
+        }
+        if e.line == 0 {
+            anyhow!(message)
+        } else {
+            anyhow!("{}", parsed.error_at(&file, (e.line, e.line), "", message))
+        }
+    })?;
+    if !choices.labels.is_empty() {
+        let config = state.config.config.get_or_insert_with(Default::default);
+        let labels = config.labels.get_or_insert_with(Default::default);
+        for (k, v) in &choices.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    let stored =
+        store_image(&store, &state, choices.format, &choices.names).map_err(|e| anyhow!(e))?;
+    display.note(&format!("writing image {}", stored.id));
+    for name in &choices.names {
+        display.note(&format!("naming to {name}"));
+    }
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, stored.id.to_string())
+            .with_context(|| format!("writing --iidfile {}", path.display()))?;
+    }
+    if choices.mode == Mode::Quiet {
+        println!("{}", stored.id);
+    }
+    Ok(())
+}
+
+/// The images the needed stages start from.
+fn base_images(planned: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in &planned.needed {
+        if let Base::Image(name) = &planned.stages[*i].base
+            && !out.contains(name)
+        {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
+/// `kiln pull NAME`, with the build's registry flags.
+fn pull(store: &ImageStore, name: &str, args: &Args, quiet: bool) -> Result<()> {
+    let reference = Reference::parse(name)?;
+    let flags = TransferFlags {
+        registry: args.registry.clone(),
+        jobs: 4,
+        chunk_size: 128 << 20,
+        quiet,
+    };
+    let platform = PlatformFlags {
+        platform: None,
+        all_platforms: false,
+    };
+    run_copy(
+        store.clone(),
+        &Transport::Registry(reference),
+        &Transport::Store(String::new()),
+        &flags,
+        &platform,
+    )?;
+    Ok(())
+}
