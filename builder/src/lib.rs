@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod change;
+pub mod container;
 pub mod context;
 pub mod dockerfile;
 #[doc(hidden)]

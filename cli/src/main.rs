@@ -38,6 +38,7 @@ enum Command {
     History(commands::history::Args),
     Prune(commands::prune::Args),
     Build(Box<commands::build::Args>),
+    Run(commands::run::Args),
     Pull(commands::pull::Args),
     Push(commands::push::Args),
     Copy(commands::copy::Args),
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
         Command::History(args) => commands::history::run(&root, args),
         Command::Prune(args) => commands::prune::run(&root, args),
         Command::Build(args) => commands::build::run(&root, *args),
+        Command::Run(args) => commands::run::run(&root, args),
         Command::Pull(args) => commands::pull::run(&root, args),
         Command::Push(args) => commands::push::run(&root, args),
         Command::Copy(args) => commands::copy::run(&root, args),
@@ -86,6 +88,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<commands::run::Exit>().is_some() => {
+            let code = err.downcast_ref::<commands::run::Exit>().map_or(1, |e| e.0);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Err(err) => {
             eprintln!("kiln: error: {}", message(&err));
             ExitCode::FAILURE

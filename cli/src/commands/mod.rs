@@ -15,6 +15,7 @@ pub mod pull;
 pub mod push;
 pub mod registry;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod tag;
 pub mod transfer;
