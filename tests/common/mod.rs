@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod builds;
 pub mod docker;
 pub mod http;
 pub mod scripted;

@@ -136,14 +136,17 @@ impl<'a> LocalWorker<'a> {
         if !outcome.status.success() {
             let code = outcome.status.code();
             let how = match outcome.status {
-                kiln_sandbox::Status::Exited(c) => format!("exited with code {c}"),
+                kiln_sandbox::Status::Exited(_) => "failed".to_string(),
                 kiln_sandbox::Status::Signaled(s) => format!("was killed by signal {s}"),
                 kiln_sandbox::Status::Interrupted(s) => {
                     format!("was interrupted (signal {s}); every process of the step was killed")
                 }
             };
             return Err(WorkerError {
-                message: format!("the command {} {how}", shell_words(&run.argv)),
+                message: format!(
+                    "the command {} {how} (exit code: {code})",
+                    shell_words(&run.argv)
+                ),
                 exit_code: Some(code),
             });
         }

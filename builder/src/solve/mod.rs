@@ -152,6 +152,13 @@ pub fn solve(
                     .map_err(|e| SolveError::at(stage.line, e))?,
             ),
         };
+        let mut start = start;
+        default_path(&mut start.config);
+        // The base's ONBUILD triggers ran as this stage's first steps (the planner put
+        // them there); the child does not pass them on, as docker's does not.
+        if let Some(run) = start.config.config.as_mut() {
+            run.set_on_build(Vec::new());
+        }
         let label = match &stage.name {
             Some(n) => n.clone(),
             None => format!("stage-{index}"),
@@ -170,6 +177,15 @@ pub fn solve(
         done[index] = Some(state);
     }
     Ok(done[plan.target].take().expect("the target is needed"))
+}
+
+/// BuildKit gives every stage a PATH when its image has none (docker's default).
+fn default_path(config: &mut ImageConfig) {
+    let run = config.config.get_or_insert_with(Default::default);
+    let env = run.env.get_or_insert_with(Vec::new);
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={}", kiln_sandbox::DEFAULT_PATH));
+    }
 }
 
 #[cfg(test)]

@@ -191,10 +191,7 @@ pub fn build(root: &Path, args: &Args) -> Result<()> {
         &mut display,
     )
     .map_err(|e| {
-        let mut message = e.message.clone();
-        if let Some(code) = e.exit_code {
-            message.push_str(&format!(" (exit code: {code})"));
-        }
+        let message = e.message.clone();
         if e.line == 0 {
             anyhow!(message)
         } else {
