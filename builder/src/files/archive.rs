@@ -79,13 +79,14 @@ pub(crate) fn extract(
         let header = entry.header();
         let (uid, gid) = match chown {
             Some(ids) => ids,
+            // An empty numeric field reads as 0, as Go's archive/tar reads it.
             None => (
-                header.uid().map_err(|e| bad(e.to_string()))? as u32,
-                header.gid().map_err(|e| bad(e.to_string()))? as u32,
+                header.uid().unwrap_or(0) as u32,
+                header.gid().unwrap_or(0) as u32,
             ),
         };
         let meta = Meta {
-            mode: header.mode().map_err(|e| bad(e.to_string()))? & 0o7777,
+            mode: header.mode().unwrap_or(0) & 0o7777,
             uid,
             gid,
             mtime: Some(FileTime::from_unix_time(

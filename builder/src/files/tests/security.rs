@@ -9,7 +9,7 @@ use super::*;
 /// A host directory outside both trees, with a file kiln must neither read nor touch.
 fn outside() -> (TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("passwd");
+    let file = dir.path().join("secret");
     fs::write(&file, "host secret\n").unwrap();
     (dir, file)
 }
@@ -85,7 +85,7 @@ fn root_symlinks_keep_writes_inside_the_root() {
     // The host's side is untouched.
     assert_eq!(fs::read_to_string(&secret).unwrap(), "host secret\n");
     let names: Vec<_> = fs::read_dir(keep.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec!["passwd"]);
+    assert_eq!(names, vec!["secret"]);
 
     // A link where a copied directory's file goes is replaced, not written through; one
     // where a directory goes is refused.
@@ -104,10 +104,11 @@ fn root_symlinks_keep_writes_inside_the_root() {
 #[test]
 fn chown_reads_the_roots_passwd_not_the_hosts() {
     let fx = Fx::new();
+    let (_keep, secret) = outside();
+    fs::write(&secret, "evil:x:7:7::/:/bin/sh\n").unwrap();
     put(fx.ctx(), "f", "");
     fs::create_dir(fx.root().join("etc")).unwrap();
-    symlink("/etc/passwd", fx.root().join("etc/passwd")).unwrap();
-    // root exists in every host passwd; the image has none.
-    let err = fx.run("COPY --chown=root f /f").unwrap_err().to_string();
-    assert!(err.contains("unable to find user root"), "{err}");
+    symlink(&secret, fx.root().join("etc/passwd")).unwrap();
+    let err = fx.run("COPY --chown=evil f /f").unwrap_err().to_string();
+    assert!(err.contains("unable to find user evil"), "{err}");
 }
