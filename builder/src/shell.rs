@@ -64,7 +64,12 @@ pub fn expand_heredoc(text: &str, env: &dyn Env) -> Result<String, ExpandError> 
     lex(text, env, '\\', true).map(|e| e.text)
 }
 
-fn lex(word: &str, env: &dyn Env, escape: char, keep_quotes: bool) -> Result<Expanded, ExpandError> {
+fn lex(
+    word: &str,
+    env: &dyn Env,
+    escape: char,
+    keep_quotes: bool,
+) -> Result<Expanded, ExpandError> {
     let mut lexer = Lexer {
         text: word,
         pos: 0,

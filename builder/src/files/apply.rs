@@ -14,8 +14,9 @@ use std::{
 use filetime::FileTime;
 
 use super::{
-    FilesError, Source, Transfer, archive, owner,
+    FilesError, Source, Transfer, archive,
     error::IoContext,
+    owner,
     paths::{self, clean},
     select::{self, Exclude, Match, View},
     transfer::is_url,

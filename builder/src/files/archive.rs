@@ -27,10 +27,7 @@ pub(crate) fn is_archive(path: &Path) -> bool {
         return false;
     };
     let mut archive = tar::Archive::new(reader);
-    matches!(
-        archive.entries().map(|mut e| e.next()),
-        Ok(Some(Ok(_)))
-    )
+    matches!(archive.entries().map(|mut e| e.next()), Ok(Some(Ok(_))))
 }
 
 fn open(path: &Path) -> io::Result<Box<dyn Read>> {
@@ -115,9 +112,16 @@ pub(crate) fn extract(
             EntryType::Link => {
                 let to = link()?;
                 let to = inside(&to).ok_or_else(|| {
-                    bad(format!("{shown:?}: hard link target leaves the destination"))
+                    bad(format!(
+                        "{shown:?}: hard link target leaves the destination"
+                    ))
                 })?;
-                w.put(&target, Content::HardLink([dest, &to].concat()), meta, false)?;
+                w.put(
+                    &target,
+                    Content::HardLink([dest, &to].concat()),
+                    meta,
+                    false,
+                )?;
             }
             kind @ (EntryType::Char | EntryType::Block | EntryType::Fifo) => {
                 let node = match kind {

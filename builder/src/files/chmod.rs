@@ -76,9 +76,7 @@ impl Chmod {
             for c in clause[op_at..].chars() {
                 match (c, actions.last_mut()) {
                     ('+' | '-' | '=', _) => actions.push((c, Perm::Letters(String::new()))),
-                    ('r' | 'w' | 'x' | 'X' | 's' | 't', Some((_, Perm::Letters(l)))) => {
-                        l.push(c)
-                    }
+                    ('r' | 'w' | 'x' | 'X' | 's' | 't', Some((_, Perm::Letters(l)))) => l.push(c),
                     ('u' | 'g' | 'o', Some((_, p))) if *p == Perm::Letters(String::new()) => {
                         *p = Perm::Copy(c)
                     }

@@ -7,7 +7,10 @@ use std::{io, path::Path};
 pub enum FilesError {
     /// A source named without wildcards is not there (or .dockerignore hides it).
     #[error("{pattern:?}: not found in {place}")]
-    NotFound { pattern: String, place: &'static str },
+    NotFound {
+        pattern: String,
+        place: &'static str,
+    },
     #[error("invalid --chmod={value:?}: {why}")]
     Chmod { value: String, why: String },
     #[error("invalid --chown={value:?}: {source}")]

@@ -62,7 +62,11 @@ impl Resolved {
 
 /// Resolve `path` inside `root`, following every symlink on the way inside the root, and
 /// the last component too when `follow_last`.
-pub(crate) fn resolve(root: &Path, path: &[String], follow_last: bool) -> Result<Resolved, FilesError> {
+pub(crate) fn resolve(
+    root: &Path,
+    path: &[String],
+    follow_last: bool,
+) -> Result<Resolved, FilesError> {
     let mut queue: VecDeque<String> = path.iter().cloned().collect();
     let mut out: Vec<String> = Vec::new();
     let mut links = 0;

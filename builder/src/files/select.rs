@@ -84,7 +84,11 @@ impl Match {
 
 /// Every match of every source pattern, in order. A pattern without wildcards must
 /// match; a wildcard may match nothing (BuildKit's AllowEmptyWildcard).
-pub(crate) fn select(view: &View, t: &Transfer, excludes: &Exclude) -> Result<Vec<Match>, FilesError> {
+pub(crate) fn select(
+    view: &View,
+    t: &Transfer,
+    excludes: &Exclude,
+) -> Result<Vec<Match>, FilesError> {
     let mut out = Vec::new();
     for pattern in &t.sources {
         let (pivot, pattern_path) = match (t.parents, pattern.split_once("/./")) {
@@ -106,7 +110,13 @@ pub(crate) fn select(view: &View, t: &Transfer, excludes: &Exclude) -> Result<Ve
                     return Err(not_found());
                 }
                 let mut found = Vec::new();
-                expand(view, &base.segments, &segments[..at], &segments[at..], &mut found)?;
+                expand(
+                    view,
+                    &base.segments,
+                    &segments[..at],
+                    &segments[at..],
+                    &mut found,
+                )?;
                 found
             }
         };
@@ -241,11 +251,15 @@ impl Exclude {
     }
 
     fn hides(&self, rel: &[String]) -> bool {
-        self.0.as_ref().is_some_and(|p| p.is_excluded(&rel.join("/")))
+        self.0
+            .as_ref()
+            .is_some_and(|p| p.is_excluded(&rel.join("/")))
     }
 
     fn may_descend(&self, rel: &[String]) -> bool {
-        self.0.as_ref().is_none_or(|p| p.may_reinclude_under(&rel.join("/")))
+        self.0
+            .as_ref()
+            .is_none_or(|p| p.may_reinclude_under(&rel.join("/")))
     }
 }
 
@@ -289,7 +303,10 @@ struct Walk<'v, 'a> {
 }
 
 impl Walk<'_, '_> {
-    fn dir(&mut self, visit: &mut dyn FnMut(Entry<'_>) -> Result<(), FilesError>) -> Result<(), FilesError> {
+    fn dir(
+        &mut self,
+        visit: &mut dyn FnMut(Entry<'_>) -> Result<(), FilesError>,
+    ) -> Result<(), FilesError> {
         let host = paths::host(self.view.root, &self.rel);
         for name in sorted_names(&host)? {
             let path = host.join(&name);
@@ -307,7 +324,9 @@ impl Walk<'_, '_> {
                     self.flush(visit)?;
                     self.emit(&meta, visit)?;
                     self.dir(visit)
-                } else if self.view.may_descend(&rel) && self.excludes.may_descend(&self.exclude_rel) {
+                } else if self.view.may_descend(&rel)
+                    && self.excludes.may_descend(&self.exclude_rel)
+                {
                     self.pending.push((self.below.len(), meta, false));
                     let r = self.dir(visit);
                     self.pending.pop();
@@ -316,8 +335,7 @@ impl Walk<'_, '_> {
                     Ok(())
                 }
             } else if !hidden {
-                self.flush(visit)
-                    .and_then(|()| self.emit(&meta, visit))
+                self.flush(visit).and_then(|()| self.emit(&meta, visit))
             } else {
                 Ok(())
             };
@@ -329,7 +347,11 @@ impl Walk<'_, '_> {
         Ok(())
     }
 
-    fn emit(&self, meta: &Metadata, visit: &mut dyn FnMut(Entry<'_>) -> Result<(), FilesError>) -> Result<(), FilesError> {
+    fn emit(
+        &self,
+        meta: &Metadata,
+        visit: &mut dyn FnMut(Entry<'_>) -> Result<(), FilesError>,
+    ) -> Result<(), FilesError> {
         visit(Entry {
             rel: &self.rel,
             below: &self.below,
@@ -338,7 +360,10 @@ impl Walk<'_, '_> {
     }
 
     /// Visit the hidden directories above the entry about to be visited.
-    fn flush(&mut self, visit: &mut dyn FnMut(Entry<'_>) -> Result<(), FilesError>) -> Result<(), FilesError> {
+    fn flush(
+        &mut self,
+        visit: &mut dyn FnMut(Entry<'_>) -> Result<(), FilesError>,
+    ) -> Result<(), FilesError> {
         let base = self.rel.len() - self.below.len();
         for (depth, meta, visited) in self.pending.iter_mut() {
             if *visited {

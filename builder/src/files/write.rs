@@ -207,7 +207,10 @@ impl<'r> Writer<'r> {
     /// times (directories' at the end).
     fn set_meta(&mut self, path: PathBuf, meta: Meta, is_dir: bool) -> Result<(), FilesError> {
         lchown(&path, Some(meta.uid), Some(meta.gid)).at(&path)?;
-        let is_link = fs::symlink_metadata(&path).at(&path)?.file_type().is_symlink();
+        let is_link = fs::symlink_metadata(&path)
+            .at(&path)?
+            .file_type()
+            .is_symlink();
         if !is_link {
             fs::set_permissions(&path, fs::Permissions::from_mode(meta.mode & 0o7777)).at(&path)?;
         }

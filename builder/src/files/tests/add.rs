@@ -1,11 +1,7 @@
 //! ADD: local tar archives (plain, gzip, bzip2, xz, zstd, told apart by content) are
 //! extracted; anything else is copied; URLs are refused for now.
 
-use std::{
-    fs,
-    io::Write,
-    os::unix::fs::MetadataExt,
-};
+use std::{fs, io::Write, os::unix::fs::MetadataExt};
 
 use super::*;
 
@@ -68,14 +64,20 @@ fn archives_of_each_compression_are_extracted() {
         assert_eq!(fx.read("opt/x/top/file"), "hello", "{kind}");
         assert_eq!(fx.mode("opt/x/top"), 0o750, "{kind}");
         let m = fs::symlink_metadata(fx.root().join("opt/x/top/file")).unwrap();
-        assert_eq!((m.mode() & 0o7777, m.mtime()), (0o640, 1_234_567_890), "{kind}");
+        assert_eq!(
+            (m.mode() & 0o7777, m.mtime()),
+            (0o640, 1_234_567_890),
+            "{kind}"
+        );
         if is_root() {
             assert_eq!((m.uid(), m.gid()), (12, 34), "{kind}");
         }
         let hard = fs::metadata(fx.root().join("opt/x/top/hard")).unwrap();
         assert_eq!(hard.ino(), m.ino(), "{kind}");
         assert_eq!(
-            fs::read_link(fx.root().join("opt/x/top/link")).unwrap().to_str(),
+            fs::read_link(fx.root().join("opt/x/top/link"))
+                .unwrap()
+                .to_str(),
             Some("file")
         );
         // COPY never extracts.
@@ -120,7 +122,10 @@ fn archive_entries_cannot_leave_the_destination() {
     fs::write(fx.ctx().join("through.tar"), b.into_inner().unwrap()).unwrap();
     fx.run("ADD through.tar /x/").unwrap();
     assert_eq!(fs::read_to_string(&secret).unwrap(), "host");
-    let inside = fx.root().join(keep.path().strip_prefix("/").unwrap()).join("secret");
+    let inside = fx
+        .root()
+        .join(keep.path().strip_prefix("/").unwrap())
+        .join("secret");
     assert_eq!(fs::read_to_string(inside).unwrap(), "bad");
 
     // `..` that climbs out of the destination is refused.

@@ -25,7 +25,10 @@ fn file_destinations_follow_the_trailing_slash_rule() {
     // Relative destinations resolve against WORKDIR; `.` is WORKDIR itself.
     fx.run_in("COPY a.txt rel", "/app").unwrap();
     fx.run_in("COPY b.txt .", "/app").unwrap();
-    assert_eq!((fx.read("app/rel"), fx.read("app/b.txt")), ("A".into(), "B".into()));
+    assert_eq!(
+        (fx.read("app/rel"), fx.read("app/b.txt")),
+        ("A".into(), "B".into())
+    );
     // A file over a file replaces it.
     fx.run("COPY b.txt /x").unwrap();
     assert_eq!(fx.read("x"), "B");
@@ -34,7 +37,15 @@ fn file_destinations_follow_the_trailing_slash_rule() {
 #[test]
 fn wildcards_match_go_style_one_segment_each() {
     let fx = Fx::new();
-    for f in ["a1.txt", "a2.txt", "ab.txt", "b.md", "src/x/main.rs", "src/y/main.rs", "src/y/lib.rs"] {
+    for f in [
+        "a1.txt",
+        "a2.txt",
+        "ab.txt",
+        "b.md",
+        "src/x/main.rs",
+        "src/y/main.rs",
+        "src/y/lib.rs",
+    ] {
         put(fx.ctx(), f, f);
     }
     fx.run("COPY a?.txt /q/").unwrap();
@@ -43,7 +54,16 @@ fn wildcards_match_go_style_one_segment_each() {
     fx.run("COPY *.none /none/").unwrap(); // an empty wildcard is no error (BuildKit)
     assert_eq!(
         fx.tree(),
-        vec!["c/", "c/b.md", "m/", "m/main.rs", "q/", "q/a1.txt", "q/a2.txt", "q/ab.txt"]
+        vec![
+            "c/",
+            "c/b.md",
+            "m/",
+            "m/main.rs",
+            "q/",
+            "q/a1.txt",
+            "q/a2.txt",
+            "q/ab.txt"
+        ]
     );
     // One match to a plain name is that file (`COPY target/*.jar app.jar`).
     fx.run("COPY b*.md /one.md").unwrap();
@@ -86,14 +106,26 @@ fn missing_sources_name_the_pattern() {
 #[test]
 fn dockerignore_hides_files_and_reincludes() {
     let mut fx = Fx::new();
-    for f in ["app/main.rs", "app/secret.key", "logs/a.log", "logs/keep/b.log"] {
+    for f in [
+        "app/main.rs",
+        "app/secret.key",
+        "logs/a.log",
+        "logs/keep/b.log",
+    ] {
         put(fx.ctx(), f, f);
     }
     fx.ignore = Dockerignore::parse("**/*.key\nlogs\n!logs/keep/b.log\n");
     fx.run("COPY . /c/").unwrap();
     assert_eq!(
         fx.tree(),
-        vec!["c/", "c/app/", "c/app/main.rs", "c/logs/", "c/logs/keep/", "c/logs/keep/b.log"]
+        vec![
+            "c/",
+            "c/app/",
+            "c/app/main.rs",
+            "c/logs/",
+            "c/logs/keep/",
+            "c/logs/keep/b.log"
+        ]
     );
     let err = fx.run("COPY app/secret.key /x").unwrap_err();
     assert!(matches!(err, FilesError::NotFound { .. }), "{err}");
@@ -112,7 +144,9 @@ fn chmod_octal_and_symbolic_apply_to_files_and_directories() {
     assert_eq!((fx.mode("s/sub"), fx.mode("s/sub/f")), (0o755, 0o644));
     assert!(matches!(
         Transfer::from_instruction(
-            &dockerfile::parse("D", "FROM x\nCOPY --chmod=99 a b\n").unwrap().instructions[1]
+            &dockerfile::parse("D", "FROM x\nCOPY --chmod=99 a b\n")
+                .unwrap()
+                .instructions[1]
         ),
         Err(FilesError::Chmod { .. })
     ));
@@ -126,8 +160,16 @@ fn chown_names_resolve_in_the_destination_root() {
     }
     let fx = Fx::new();
     put(fx.ctx(), "f", "");
-    put(fx.root(), "etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n");
-    put(fx.root(), "etc/group", "root:x:0:\napp:x:1001:\nstaff:x:50:\n");
+    put(
+        fx.root(),
+        "etc/passwd",
+        "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+    );
+    put(
+        fx.root(),
+        "etc/group",
+        "root:x:0:\napp:x:1001:\nstaff:x:50:\n",
+    );
     let ids = |rel: &str| {
         let m = fs::symlink_metadata(fx.root().join(rel)).unwrap();
         (m.uid(), m.gid())
@@ -149,11 +191,17 @@ fn chown_names_resolve_in_the_destination_root() {
 #[test]
 fn parents_keep_the_path_below_the_pivot() {
     let fx = Fx::new();
-    for f in ["pkg/a/package.json", "pkg/b/package.json", "pkg/b/other", "x/y/z.txt"] {
+    for f in [
+        "pkg/a/package.json",
+        "pkg/b/package.json",
+        "pkg/b/other",
+        "x/y/z.txt",
+    ] {
         put(fx.ctx(), f, f);
     }
     chmod(fx.ctx(), "pkg/a", 0o700);
-    fx.run("COPY --parents pkg/*/package.json x/./y/z.txt /out/").unwrap();
+    fx.run("COPY --parents pkg/*/package.json x/./y/z.txt /out/")
+        .unwrap();
     assert_eq!(
         fx.tree(),
         vec![
@@ -173,10 +221,18 @@ fn parents_keep_the_path_below_the_pivot() {
 #[test]
 fn exclude_filters_inside_directories_and_wildcard_matches() {
     let fx = Fx::new();
-    for f in ["d/a.txt", "d/b.md", "d/keep.md", "d/sub/c.md", "home.txt", "home.md"] {
+    for f in [
+        "d/a.txt",
+        "d/b.md",
+        "d/keep.md",
+        "d/sub/c.md",
+        "home.txt",
+        "home.md",
+    ] {
         put(fx.ctx(), f, f);
     }
-    fx.run("COPY --exclude=*.md --exclude=**/*.md --exclude=!keep.md d /o/").unwrap();
+    fx.run("COPY --exclude=*.md --exclude=**/*.md --exclude=!keep.md d /o/")
+        .unwrap();
     fx.run("COPY --exclude=*.txt hom* /h/").unwrap();
     assert_eq!(
         fx.tree(),
@@ -190,8 +246,12 @@ fn heredocs_become_files() {
     fx.run("COPY <<EOF /etc/motd\nhello\n  world\nEOF").unwrap();
     assert_eq!(fx.read("etc/motd"), "hello\n  world\n");
     assert_eq!(fx.mode("etc/motd"), 0o644);
-    fx.run("COPY --chmod=755 <<run.sh <<\"two\" /bin/\necho 1\nrun.sh\n$X\ntwo").unwrap();
-    assert_eq!((fx.read("bin/run.sh"), fx.read("bin/two")), ("echo 1\n".into(), "$X\n".into()));
+    fx.run("COPY --chmod=755 <<run.sh <<\"two\" /bin/\necho 1\nrun.sh\n$X\ntwo")
+        .unwrap();
+    assert_eq!(
+        (fx.read("bin/run.sh"), fx.read("bin/two")),
+        ("echo 1\n".into(), "$X\n".into())
+    );
     assert_eq!(fx.mode("bin/run.sh"), 0o755);
 }
 
@@ -208,7 +268,10 @@ fn links_stay_links() {
         fs::metadata(fx.root().join("o/hard")).unwrap(),
     );
     assert_eq!(a.ino(), b.ino());
-    assert_eq!(fs::read_link(fx.root().join("o/soft")).unwrap().to_str(), Some("file"));
+    assert_eq!(
+        fs::read_link(fx.root().join("o/soft")).unwrap().to_str(),
+        Some("file")
+    );
     // A symlink named as a source is followed (inside the context), keeping its name.
     fx.run("COPY named /n/").unwrap();
     let m = fs::symlink_metadata(fx.root().join("n/named")).unwrap();

@@ -30,18 +30,31 @@ fn context_symlinks_are_copied_as_links_never_followed_out() {
     fx.run("COPY dir /d/").unwrap();
     // Inside a directory: links stay links with their targets as written.
     assert_eq!(fs::read_link(fx.root().join("d/abs")).unwrap(), secret);
-    assert!(fs::symlink_metadata(fx.root().join("d/up")).unwrap().is_symlink());
+    assert!(
+        fs::symlink_metadata(fx.root().join("d/up"))
+            .unwrap()
+            .is_symlink()
+    );
 
     // Named as sources, they are followed inside the context: nothing there, not found.
     symlink(&secret, fx.ctx().join("abs")).unwrap();
     symlink(climb(&secret), fx.ctx().join("up")).unwrap();
     symlink("../..", fx.ctx().join("dotdot")).unwrap();
-    for line in ["COPY abs /x", "COPY up /x", "COPY dir/etc /x", "COPY ../../../etc/passwd /x"] {
+    for line in [
+        "COPY abs /x",
+        "COPY up /x",
+        "COPY dir/etc /x",
+        "COPY ../../../etc/passwd /x",
+    ] {
         let err = fx.run(line).unwrap_err();
         assert!(matches!(err, FilesError::NotFound { .. }), "{line}: {err}");
     }
     // ... and when the context has that path, it is the context's file that is read.
-    let below = secret.strip_prefix("/").unwrap().to_string_lossy().into_owned();
+    let below = secret
+        .strip_prefix("/")
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     put(fx.ctx(), &below, "context copy\n");
     put(fx.ctx(), "etc/passwd", "context passwd\n");
     fx.run("COPY abs /from-abs").unwrap();
@@ -78,13 +91,25 @@ fn root_symlinks_keep_writes_inside_the_root() {
     // Everything landed under the root, at the links' targets read inside it.
     let inside = |p: &Path| fx.root().join(p.strip_prefix("/").unwrap());
     assert_eq!(fs::read_to_string(inside(&secret)).unwrap(), "A");
-    assert_eq!(fs::read_to_string(inside(keep.path()).join("a.txt")).unwrap(), "A");
-    assert_eq!(fs::read_to_string(inside(keep.path()).join("new")).unwrap(), "A");
-    assert_eq!(fs::read_to_string(inside(keep.path()).join("passwd")).unwrap(), "P");
+    assert_eq!(
+        fs::read_to_string(inside(keep.path()).join("a.txt")).unwrap(),
+        "A"
+    );
+    assert_eq!(
+        fs::read_to_string(inside(keep.path()).join("new")).unwrap(),
+        "A"
+    );
+    assert_eq!(
+        fs::read_to_string(inside(keep.path()).join("passwd")).unwrap(),
+        "P"
+    );
     assert_eq!(fx.read("top"), "A");
     // The host's side is untouched.
     assert_eq!(fs::read_to_string(&secret).unwrap(), "host secret\n");
-    let names: Vec<_> = fs::read_dir(keep.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(keep.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec!["secret"]);
 
     // A link where a copied directory's file goes is replaced, not written through; one
