@@ -97,7 +97,7 @@ impl Dockerignore {
     }
 
     /// Could a `!` rule re-include something inside this (excluded) directory?
-    fn may_reinclude_under(&self, dir: &str) -> bool {
+    pub fn may_reinclude_under(&self, dir: &str) -> bool {
         let dir = clean(dir);
         self.rules
             .iter()
@@ -208,7 +208,7 @@ fn prefix_may_match(pattern: &[String], dir: &[String]) -> bool {
 
 /// One path segment against a glob: `*`, `?`, `[a-z]`, `[!x]`, `\\x`. The wildcard walk
 /// backtracks only to the last `*`, so a pattern of many stars stays cheap.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);

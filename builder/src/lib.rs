@@ -1,14 +1,16 @@
 //! kiln's builder, the Dockerfile frontend and what builds stand on: `dockerfile` reads
 //! Dockerfiles as BuildKit does, `shell` expands variables in their words, `plan` turns
 //! them into a stage graph (what `kiln build --print=outline` shows), `context` applies
-//! `.dockerignore`, and `metadata` applies metadata instructions to an image config
-//! (shared with `kiln import --change`, in `change`).
+//! `.dockerignore`, `metadata` applies metadata instructions to an image config
+//! (shared with `kiln import --change`, in `change`), and `files` selects, hashes and
+//! writes what COPY and ADD transfer.
 
 pub mod cache;
 pub mod change;
 pub mod container;
 pub mod context;
 pub mod dockerfile;
+pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metadata;

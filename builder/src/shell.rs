@@ -51,11 +51,31 @@ pub fn expand_text(word: &str, env: &dyn Env, escape: char) -> Result<String, Ex
 
 /// Expand `word` with `env`; `escape` is the Dockerfile's escape character.
 pub fn expand(word: &str, env: &dyn Env, escape: char) -> Result<Expanded, ExpandError> {
+    lex(word, env, escape, false)
+}
+
+/// The body of a COPY or ADD heredoc with an unquoted delimiter: variables expanded, quotes
+/// kept as written (they belong to the file, not to the Dockerfile), `\` as the escape
+/// whatever the Dockerfile's — BuildKit's raw lexer (`SkipProcessQuotes`).
+pub fn expand_heredoc(text: &str, env: &dyn Env) -> Result<String, ExpandError> {
+    if !text.contains(['$', '\\']) {
+        return Ok(text.to_string());
+    }
+    lex(text, env, '\\', true).map(|e| e.text)
+}
+
+fn lex(
+    word: &str,
+    env: &dyn Env,
+    escape: char,
+    keep_quotes: bool,
+) -> Result<Expanded, ExpandError> {
     let mut lexer = Lexer {
         text: word,
         pos: 0,
         env,
         escape,
+        keep_quotes,
         used: Vec::new(),
         depth: 0,
     };
@@ -73,6 +93,8 @@ struct Lexer<'a> {
     pos: usize,
     env: &'a dyn Env,
     escape: char,
+    /// Quotes are text (heredoc bodies).
+    keep_quotes: bool,
     used: Vec<String>,
     /// `${…}` inside `${…}`: bounded, so hostile input cannot exhaust the stack.
     depth: usize,
@@ -163,6 +185,11 @@ impl Lexer<'_> {
                     let value = self.dollar()?;
                     text.push_str(&value);
                     value.chars().for_each(|c| words.split_char(c));
+                }
+                '\'' | '"' if self.keep_quotes => {
+                    self.next();
+                    text.push(c);
+                    words.raw_char(c);
                 }
                 '\'' => {
                     let value = self.single_quoted()?;

@@ -137,6 +137,19 @@ fn expand_step(
         (Args::Onbuild(inner), _) => stage.onbuild.push((**inner).clone()),
         _ => {}
     }
+    // COPY and ADD heredocs with an unquoted delimiter expand, quotes kept (BuildKit);
+    // RUN's stay as written: the shell expands them.
+    if matches!(instruction.keyword, Keyword::Copy | Keyword::Add) {
+        for doc in out.heredocs.iter_mut().filter(|h| h.expand) {
+            doc.content = shell::expand_heredoc(&doc.content, &stage.scope).map_err(|e| {
+                err(
+                    lines,
+                    &format!("<<{}", doc.name),
+                    format!("cannot expand heredoc {}: {}", doc.name, e.message),
+                )
+            })?;
+        }
+    }
     // References to other stages.
     let mut refs: Vec<String> = Vec::new();
     if matches!(instruction.keyword, Keyword::Copy | Keyword::Add)

@@ -313,3 +313,16 @@ fn outline_json_carries_what_the_text_outline_shows() {
         serde_json::json!({"kind": "stage", "stage": 0, "name": "one"})
     );
 }
+
+#[test]
+fn copy_heredocs_expand_unless_quoted_and_run_heredocs_never() {
+    let p = ok(
+        "FROM x\nARG NAME=world\nCOPY <<EOF /a\nhello \"$NAME\" '${NAME}' \\$NAME\nEOF\nADD <<\"RAW\" /b\n$NAME\nRAW\nRUN <<EOF\necho $NAME\nEOF\n",
+        &[],
+    );
+    let doc = |i: usize| p.stages[0].steps[i].instruction.heredocs[0].content.clone();
+    // Quotes belong to the file and stay; the escape keeps a `$` literal.
+    assert_eq!(doc(1), "hello \"world\" 'world' $NAME\n");
+    assert_eq!(doc(2), "$NAME\n");
+    assert_eq!(doc(3), "echo $NAME\n");
+}

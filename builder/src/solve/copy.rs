@@ -6,34 +6,56 @@ use std::path::Path;
 use kiln_store::Digest;
 
 use super::{CopyFrom, CopyOp, WorkerError};
-use crate::context::Dockerignore;
+use crate::{
+    context::Dockerignore,
+    files::{self, FilesError, Source, Transfer},
+};
+
+fn transfer(op: &CopyOp<'_>) -> Result<Transfer, WorkerError> {
+    Transfer::from_instruction(op.instruction).map_err(failed(op))
+}
+
+fn failed<'a>(op: &'a CopyOp<'_>) -> impl Fn(FilesError) -> WorkerError + 'a {
+    move |e| WorkerError::new(format!("{} failed: {e}", op.instruction.keyword.as_str()))
+}
 
 /// The cache input of a COPY or ADD: what it reads from the context. A `--from` source
-/// needs none: the other stage's cache key already stands for its whole file system.
+/// needs none: the other stage's cache key already stands for its whole file system (and
+/// the instruction's own text is in the key).
 pub(super) fn inputs(
-    _context: &Path,
-    _ignore: &Dockerignore,
+    context: &Path,
+    ignore: &Dockerignore,
     op: &CopyOp<'_>,
 ) -> Result<Digest, WorkerError> {
+    let transfer = transfer(op)?;
     match op.from {
         CopyFrom::State(_) => Ok(Digest::of(b"")),
-        CopyFrom::Context => Err(unsupported(op)),
+        CopyFrom::Context => {
+            let source = Source::Context {
+                dir: context,
+                ignore,
+            };
+            files::input_digest(&source, &transfer).map_err(failed(op))
+        }
     }
 }
 
+/// Copy into `root`, from the context or from `from_root` (a `--from` stage's or image's
+/// file system).
 pub(super) fn apply(
-    _context: &Path,
-    _ignore: &Dockerignore,
-    _from_root: Option<&Path>,
+    context: &Path,
+    ignore: &Dockerignore,
+    from_root: Option<&Path>,
     op: &CopyOp<'_>,
-    _root: &Path,
+    root: &Path,
 ) -> Result<(), WorkerError> {
-    Err(unsupported(op))
-}
-
-fn unsupported(op: &CopyOp<'_>) -> WorkerError {
-    WorkerError::new(format!(
-        "{} is not supported yet",
-        op.instruction.keyword.as_str()
-    ))
+    let transfer = transfer(op)?;
+    let source = match from_root {
+        Some(tree) => Source::Tree(tree),
+        None => Source::Context {
+            dir: context,
+            ignore,
+        },
+    };
+    files::apply(&source, &transfer, root, &op.workdir).map_err(failed(op))
 }
