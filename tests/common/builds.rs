@@ -1,7 +1,7 @@
 //! The build fixtures (`fixtures/builds/<name>/`): a Dockerfile and its context, `args`
 //! (extra `kiln build` arguments, one per line), `expect-error` (lines the failure must
 //! print) or `expected.txt` (the image's config fields and its tree's changes from the
-//! busybox base). `KILN_BLESS=1` rewrites `expected.txt` from what kiln builds.
+//! busybox base, or its whole tree when `tree-base` says `scratch`). `KILN_BLESS=1` rewrites `expected.txt` from what kiln builds.
 
 use std::{
     collections::BTreeMap,
@@ -18,6 +18,8 @@ pub struct Fixture {
     pub dir: PathBuf,
     pub args: Vec<String>,
     pub expect_error: Option<Vec<String>>,
+    /// The target starts from scratch: compare whole trees.
+    pub from_scratch: bool,
 }
 
 impl Fixture {
@@ -43,6 +45,8 @@ pub fn fixtures() -> Vec<Fixture> {
             name: dir.file_name().unwrap().to_string_lossy().into_owned(),
             args: lines("args").unwrap_or_default(),
             expect_error: lines("expect-error"),
+            from_scratch: lines("tree-base")
+                .is_some_and(|l| l.first().is_some_and(|f| f == "scratch")),
             dir,
         });
     }
@@ -151,8 +155,8 @@ fn permissions_only(value: &str) -> String {
 
 /// What `image_tar` (a flattened export) changes from `base_tar`: `+ path value` for
 /// entries that are new or differ, `- path` for entries gone.
-pub fn tree_changes(base_tar: &[u8], image_tar: &[u8]) -> String {
-    let base = resolved(base_tar);
+pub fn tree_changes(base_tar: Option<&[u8]>, image_tar: &[u8]) -> String {
+    let base = base_tar.map(resolved).unwrap_or_default();
     let image = resolved(image_tar);
     let mut out = String::new();
     for (path, value) in &image {

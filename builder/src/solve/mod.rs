@@ -38,9 +38,15 @@ pub struct ImageState {
 }
 
 impl ImageState {
+    /// `FROM scratch`: no layers, and BuildKit's empty image config (WorkingDir `/`; the
+    /// PATH every stage gets is added by the solver).
     pub fn scratch(platform: &kiln_store::Platform) -> ImageState {
         ImageState {
             config: ImageConfig {
+                config: Some(kiln_store::RunConfig {
+                    working_dir: Some("/".into()),
+                    ..Default::default()
+                }),
                 architecture: platform.architecture.clone(),
                 os: platform.os.clone(),
                 variant: platform.variant.clone(),
