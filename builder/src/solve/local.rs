@@ -209,6 +209,11 @@ impl Worker for LocalWorker<'_> {
                 )?;
             }
         }
+        // A stop asked for while the step ran (its sandbox may have started too late to
+        // see the signal) ends the build here.
+        if self.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Err(WorkerError::new("the build was interrupted"));
+        }
         let fail = |e: kiln_store::Error| WorkerError::new(format!("storing the layer: {e}"));
         let staged = mount
             .commit(self.store.blobs(), self.compression, &self.layer_options)

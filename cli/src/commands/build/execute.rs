@@ -198,6 +198,9 @@ pub fn build(root: &Path, args: &Args) -> Result<()> {
             anyhow!("{}", parsed.error_at(&file, (e.line, e.line), "", message))
         }
     })?;
+    if STOP.load(Ordering::SeqCst) {
+        bail!("the build was interrupted");
+    }
     if !choices.labels.is_empty() {
         let config = state.config.config.get_or_insert_with(Default::default);
         let labels = config.labels.get_or_insert_with(Default::default);
