@@ -280,6 +280,17 @@ impl ImageStore {
     /// `drop_untagged` (prune), untagged entries go first. Holds the exclusive gc lock, so
     /// no load or import runs meanwhile.
     pub fn gc(&self, drop_untagged: bool, dry_run: bool) -> Result<GcReport> {
+        self.gc_keeping(drop_untagged, dry_run, || Ok(HashSet::new()))
+    }
+
+    /// `gc`, also keeping the blobs `roots` names (a build cache's layers). `roots` is
+    /// called under the exclusive gc lock, when no build is adding to what it reads.
+    pub fn gc_keeping(
+        &self,
+        drop_untagged: bool,
+        dry_run: bool,
+        roots: impl FnOnce() -> Result<HashSet<Digest>>,
+    ) -> Result<GcReport> {
         let _gc = self.gc_lock(true)?;
         let mut report = GcReport::default();
         let mut drop = |index: &mut Index| {
@@ -304,7 +315,8 @@ impl ImageStore {
                 Ok(index.clone())
             })?
         };
-        let live = self.reachable(&index)?;
+        let mut live = self.reachable(&index)?;
+        live.extend(roots()?);
         for digest in self.blobs().list()? {
             if live.contains(&digest) {
                 continue;

@@ -31,7 +31,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
             failed += 1;
         }
     }
-    let report = store.gc(false, false)?;
+    let report = store.gc_keeping(false, false, || super::cache_roots(root))?;
     for (digest, _) in &report.removed {
         println!("Deleted: {digest}");
     }
