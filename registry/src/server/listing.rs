@@ -1,5 +1,6 @@
 //! Listings, in lexical order and paginated with `n`, `last` and a `Link` to the next page:
-//! `GET /v2/<name>/tags/list` and `GET /v2/_catalog`.
+//! `GET /v2/<name>/tags/list` and `GET /v2/_catalog`. A catalog page holds at most
+//! [`CATALOG_PAGE_LIMIT`] names; a tag list of a repository that holds nothing is 404.
 
 use axum::{
     body::Body,
@@ -11,6 +12,10 @@ use serde_json::json;
 
 use super::{ApiError, Registry};
 use crate::wire::{Catalog, TagList};
+
+/// The most names one catalog page may ask for: Distribution's default (`maxentries`),
+/// above which it answers 400 PAGINATION_NUMBER_INVALID, as we do.
+pub const CATALOG_PAGE_LIMIT: usize = 1000;
 
 /// `n` and `last` from the query string.
 fn page_params(request: &Request<Body>) -> (Option<usize>, Option<String>) {
@@ -69,6 +74,16 @@ pub async fn tags(
         .tags(name)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // No tags: an empty list if the repository holds anything, else it is unknown.
+    if all.is_empty()
+        && !registry
+            .storage
+            .repository_exists(name)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+    {
+        return Err(ApiError::NameUnknown(name.to_string()).into());
+    }
     let path = format!("/v2/{name}/tags/list");
     Ok(respond(all, &request, &path, |page| {
         json!(TagList::new(name, page))
@@ -76,6 +91,14 @@ pub async fn tags(
 }
 
 pub async fn catalog(registry: &Registry, request: Request<Body>) -> Result<Response, Response> {
+    if let (Some(n), _) = page_params(&request)
+        && n > CATALOG_PAGE_LIMIT
+    {
+        return Err(ApiError::PaginationNumberInvalid(format!(
+            "n={n}; a catalog page holds at most {CATALOG_PAGE_LIMIT} names"
+        ))
+        .into());
+    }
     let all = registry
         .storage
         .repositories()

@@ -2,6 +2,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use super::*;
 
+const SHA256: kiln_store::Algorithm = kiln_store::Algorithm::Sha256;
+
 /// Set back the time of every stored file (objects and claim markers) by `by`.
 fn age_everything(dir: &tempfile::TempDir, by: std::time::Duration) {
     let mut stack = vec![dir.path().join("registry")];
@@ -240,11 +242,11 @@ async fn a_large_blob_streams_through_several_parts() {
     let (_dir, storage) = storage();
     // 20 MiB in 1 MiB pieces: more than two multipart parts.
     let piece = vec![0x5au8; 1 << 20];
-    let mut hasher = Sha256::new();
+    let mut hasher = kiln_store::Hasher::new(SHA256);
     for _ in 0..20 {
         hasher.update(&piece);
     }
-    let digest = Digest::from_hasher(hasher);
+    let digest = hasher.finish();
     let pieces = stream::iter((0..20).map(|_| Ok::<_, String>(Bytes::from(piece.clone()))));
     let size = storage.put_blob(&digest, pieces).await.unwrap();
     assert_eq!(size, 20 << 20);
@@ -271,15 +273,15 @@ async fn manifests_tags_and_links_per_repository() {
     let m1 = Bytes::from_static(br#"{"schemaVersion":2,"n":1}"#);
     let m2 = Bytes::from_static(br#"{"schemaVersion":2,"n":2}"#);
     let d1 = storage
-        .put_manifest("team/app", m1.clone(), mt, Some("v1"))
+        .put_manifest("team/app", m1.clone(), mt, SHA256, Some("v1"))
         .await
         .unwrap();
     let d2 = storage
-        .put_manifest("team/app", m2.clone(), mt, Some("v2"))
+        .put_manifest("team/app", m2.clone(), mt, SHA256, Some("v2"))
         .await
         .unwrap();
     storage
-        .put_manifest("team/app", m1.clone(), mt, Some("latest"))
+        .put_manifest("team/app", m1.clone(), mt, SHA256, Some("latest"))
         .await
         .unwrap();
     assert_eq!(
@@ -310,7 +312,7 @@ async fn manifests_tags_and_links_per_repository() {
 
     // A tag moves: last writer wins.
     storage
-        .put_manifest("team/app", m2.clone(), mt, Some("v1"))
+        .put_manifest("team/app", m2.clone(), mt, SHA256, Some("v1"))
         .await
         .unwrap();
     assert_eq!(
@@ -365,15 +367,15 @@ async fn gc_removes_what_no_tag_reaches() {
     // A tagged image; an untagged one; an index (tagged) whose child is untagged; a
     // referrer of the tagged image.
     let a = storage
-        .put_manifest("app", manifest(&config, &la, None), mt, Some("v1"))
+        .put_manifest("app", manifest(&config, &la, None), mt, SHA256, Some("v1"))
         .await
         .unwrap();
     let b = storage
-        .put_manifest("app", manifest(&config, &lb, None), mt, None)
+        .put_manifest("app", manifest(&config, &lb, None), mt, SHA256, None)
         .await
         .unwrap();
     let d = storage
-        .put_manifest("app", manifest(&config, &ld, None), mt, None)
+        .put_manifest("app", manifest(&config, &ld, None), mt, SHA256, None)
         .await
         .unwrap();
     let index = Bytes::from(format!(
@@ -384,6 +386,7 @@ async fn gc_removes_what_no_tag_reaches() {
             "app",
             index,
             "application/vnd.oci.image.index.v1+json",
+            SHA256,
             Some("multi"),
         )
         .await
@@ -394,7 +397,7 @@ async fn gc_removes_what_no_tag_reaches() {
     r_desc.artifact_type = Some("application/vnd.example.sig".into());
     storage.add_referrer("app", &a, &r_desc).await.unwrap();
     storage
-        .put_manifest("app", r_bytes, mt, None)
+        .put_manifest("app", r_bytes, mt, SHA256, None)
         .await
         .unwrap();
 
