@@ -142,13 +142,19 @@ impl BlobStore {
         })
     }
 
-    /// Store small bytes (a manifest, a config) and return their digest.
+    /// Store small bytes (a manifest, a config) and return their sha256 digest.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
-        let digest = Digest::of(bytes);
+        self.put_bytes_as(Algorithm::Sha256, bytes)
+    }
+
+    /// Store small bytes under their digest in `algorithm` (a document copied as it was
+    /// addressed).
+    pub fn put_bytes_as(&self, algorithm: Algorithm, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of_with(algorithm, bytes);
         if self.contains(&digest) {
             return Ok(digest);
         }
-        let mut w = self.writer()?;
+        let mut w = self.writer_for(algorithm)?;
         w.write_all(bytes).ctx(|| "writing a blob".to_string())?;
         w.finish()?.commit(self, Some(&digest))?;
         Ok(digest)

@@ -172,11 +172,17 @@ pub async fn handle(
         );
     }
     let location = format!("/v2/{name}/blobs/uploads/{id}");
-    let range = content_range(&request).map_err(|detail| ApiError::RangeNotSatisfiable {
-        location: location.clone(),
-        size: session.size,
-        detail,
-    })?;
+    // Only a PATCH or PUT carries a chunk whose range matters.
+    let carries_chunk = matches!(*request.method(), Method::PATCH | Method::PUT);
+    let range = if carries_chunk {
+        content_range(&request).map_err(|detail| ApiError::RangeNotSatisfiable {
+            location: location.clone(),
+            size: session.size,
+            detail,
+        })?
+    } else {
+        None
+    };
     // Set when the body is not as long as its Content-Range says: the storage saw a body
     // error and kept nothing of it; the client hears 416, not 400.
     let wrong_length = Arc::new(AtomicBool::new(false));
