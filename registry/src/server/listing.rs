@@ -11,11 +11,7 @@ use axum::{
 use serde_json::json;
 
 use super::{ApiError, Registry};
-use crate::wire::{Catalog, TagList};
-
-/// The most names one catalog page may ask for: Distribution's default (`maxentries`),
-/// above which it answers 400 PAGINATION_NUMBER_INVALID, as we do.
-pub const CATALOG_PAGE_LIMIT: usize = 1000;
+use crate::wire::{CATALOG_PAGE_LIMIT, Catalog, TagList};
 
 /// `n` and `last` from the query string.
 fn page_params(request: &Request<Body>) -> (Option<usize>, Option<String>) {

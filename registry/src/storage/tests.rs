@@ -442,3 +442,70 @@ async fn gc_removes_what_no_tag_reaches() {
     );
     assert_eq!(storage.referrers("app", &a).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn gc_keeps_and_collects_sha512_objects_by_their_own_digests() {
+    use std::time::Duration;
+    let sha512 = kiln_store::Algorithm::Sha512;
+    let (dir, storage) = storage();
+    let put = |data: &'static [u8]| {
+        let storage = storage.clone();
+        async move {
+            let d = Digest::of_with(sha512, data);
+            storage.put_blob(&d, body(&[data])).await.unwrap();
+            storage.link_blob("app", &d).await.unwrap();
+            d
+        }
+    };
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let manifest = |config: &Digest, layer: &Digest| {
+        Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{mt}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":1}}]}}"#
+        ))
+    };
+    let config = put(b"{}").await;
+    let (kept_layer, dropped_layer, orphan) = (put(b"k").await, put(b"d").await, put(b"o").await);
+    // A tagged image addressed by sha512, and an untagged one.
+    let tagged = storage
+        .put_manifest(
+            "app",
+            manifest(&config, &kept_layer),
+            mt,
+            sha512,
+            Some("v1"),
+        )
+        .await
+        .unwrap();
+    let untagged = storage
+        .put_manifest("app", manifest(&config, &dropped_layer), mt, sha512, None)
+        .await
+        .unwrap();
+    assert_eq!(tagged.algorithm(), sha512);
+
+    age_everything(&dir, Duration::from_secs(7200));
+    let report = storage.gc(false, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        report.manifests,
+        vec![("app".to_string(), untagged.clone())]
+    );
+    let mut removed: Vec<Digest> = report.blobs.iter().map(|(d, _)| d.clone()).collect();
+    removed.sort();
+    let mut want = vec![untagged.clone(), dropped_layer.clone(), orphan.clone()];
+    want.sort();
+    assert_eq!(removed, want);
+    for gone in &want {
+        assert_eq!(storage.blob_size(gone).await.unwrap(), None, "{gone}");
+    }
+    assert!(
+        !storage.blob_linked("app", &orphan).await.unwrap(),
+        "the sha512 link went with its blob"
+    );
+    for kept in [&config, &kept_layer, &tagged] {
+        assert!(storage.blob_size(kept).await.unwrap().is_some(), "{kept}");
+    }
+    storage
+        .get_manifest("app", &tagged.to_string())
+        .await
+        .unwrap();
+    storage.get_manifest("app", "v1").await.unwrap();
+}

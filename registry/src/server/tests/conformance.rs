@@ -1,6 +1,7 @@
 //! What the OCI conformance suite and Distribution expect beyond the everyday paths:
 //! reads of impossible tags, sha512 addressing, Content-Range lengths, unknown
-//! repositories and routes, catalog page limits, and mounts without `from`.
+//! repositories and routes, catalog page limits, mounts without `from`, and descriptor
+//! sizes checked against the stored blobs.
 
 use kiln_store::Algorithm;
 
@@ -415,4 +416,78 @@ async fn a_mount_without_from_finds_the_blob_anywhere_today() {
             .unwrap()
             .starts_with("/v2/mine/blobs/uploads/")
     );
+}
+
+#[tokio::test]
+async fn a_descriptor_whose_size_disagrees_with_its_blob_is_refused() {
+    let h = Harness::new();
+    let config = h.blob("app", b"{}").await;
+    // `manifest` says every layer is 1 byte; this one has 5.
+    let layer = h.blob("app", b"12345").await;
+    let ct = [("content-type", OCI_MANIFEST)];
+    let wrong = manifest(&config, &[&layer]);
+    let (status, headers, body) = h
+        .call("PUT", "/v2/app/manifests/v1", &ct, wrong.as_bytes())
+        .await;
+    assert_eq!(
+        (status, json_code(&headers, &body)),
+        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID".into())
+    );
+    let detail = String::from_utf8_lossy(&body);
+    assert!(detail.contains("says 1 bytes, the blob has 5"), "{detail}");
+    // Nothing was stored under the tag.
+    let (status, _, _) = h.call("GET", "/v2/app/manifests/v1", &[], b"").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The config's size is checked too: the same manifest with the config's size wrong.
+    let one_byte = h.blob("app", b"L").await;
+    let wrong_config = manifest(&config, &[&one_byte]).replace(r#""size":2"#, r#""size":3"#);
+    let (status, _, body) = h
+        .call("PUT", "/v2/app/manifests/v1", &ct, wrong_config.as_bytes())
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID".into())
+    );
+    // Sizes that agree are accepted.
+    let right = manifest(&config, &[&one_byte]);
+    let (status, _, _) = h
+        .call("PUT", "/v2/app/manifests/v1", &ct, right.as_bytes())
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_mount_needs_read_access_to_a_repository_holding_the_blob() {
+    let h = Harness::new();
+    let d = h.blob("team/private", b"secret layer").await;
+    // The status of a mount into `mine` by a caller who may read only `readable`.
+    let mount = |query: String, readable: &'static [&'static str]| {
+        let mut request = Request::builder()
+            .method("POST")
+            .uri(format!("/v2/mine/blobs/uploads/?{query}"))
+            .body(Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(Access::only(readable.iter().copied()));
+        let app = h.app.clone();
+        async move { app.oneshot(request).await.unwrap().status() }
+    };
+    // Without `from`: only a caller who may read a repository holding it mounts; anyone
+    // else starts an ordinary upload, learning nothing of the blob.
+    assert_eq!(
+        mount(format!("mount={d}"), &["team/public"]).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        mount(format!("mount={d}"), &["team/private"]).await,
+        StatusCode::CREATED
+    );
+    // With `from`: the caller must be able to read `from`.
+    let from = format!("mount={d}&from=team/private");
+    assert_eq!(
+        mount(from.clone(), &["team/public"]).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(mount(from, &["team/private"]).await, StatusCode::CREATED);
 }
