@@ -1,4 +1,5 @@
-//! `BlobStore`: `blobs/sha256/<hex>` files that appear only once their bytes match their digest.
+//! `BlobStore`: `blobs/<algorithm>/<hex>` files (sha256, or sha512 for content others
+//! addressed so) that appear only once their bytes match their digest.
 //!
 //! Every write goes to a staging file beside the store, is hashed while it streams, is
 //! fsynced, and is renamed into place only after the digest is known (and, when one was
@@ -14,8 +15,8 @@ use std::{
 use tempfile::TempPath;
 
 use crate::{
-    Digest, DigestWriter, Error, Result,
-    durable::{Writeback, rename_into_place},
+    Algorithm, Digest, DigestWriter, Error, Result,
+    durable::{Writeback, rename_into_place, sync_dir},
     error::IoContext,
 };
 
@@ -29,7 +30,8 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// `dir` holds `sha256/<hex>`; `staging` must be on the same filesystem.
+    /// `dir` holds `sha256/<hex>` (and `sha512/<hex>` once such a blob arrives);
+    /// `staging` must be on the same filesystem.
     pub fn open(dir: impl Into<PathBuf>, staging: impl Into<PathBuf>) -> Result<BlobStore> {
         let store = BlobStore {
             dir: dir.into(),
@@ -79,7 +81,7 @@ impl BlobStore {
                 detail: format!("larger than the {limit}-byte limit for a JSON document"),
             });
         }
-        let actual = Digest::of(&bytes);
+        let actual = Digest::of_with(digest.algorithm(), &bytes);
         if &actual != digest {
             return Err(Error::DigestMismatch {
                 what: format!("stored blob {}", self.path(digest).display()),
@@ -90,11 +92,20 @@ impl BlobStore {
         Ok(bytes)
     }
 
-    /// A writer whose bytes become a blob on `commit`.
+    /// A writer whose bytes become a blob on `commit`, named by their sha256.
     pub fn writer(&self) -> Result<BlobWriter> {
+        self.writer_for(Algorithm::Sha256)
+    }
+
+    /// A writer that hashes with `algorithm`: for bytes that must match a digest someone
+    /// else chose (`writer_for(expected.algorithm())`).
+    pub fn writer_for(&self, algorithm: Algorithm) -> Result<BlobWriter> {
         let (file, path) = self.staging_file()?;
         Ok(BlobWriter {
-            inner: DigestWriter::new(BufWriter::with_capacity(IO_BUFFER, file)),
+            inner: DigestWriter::with_algorithm(
+                BufWriter::with_capacity(IO_BUFFER, file),
+                algorithm,
+            ),
             path,
         })
     }
@@ -131,13 +142,19 @@ impl BlobStore {
         })
     }
 
-    /// Store small bytes (a manifest, a config) and return their digest.
+    /// Store small bytes (a manifest, a config) and return their sha256 digest.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
-        let digest = Digest::of(bytes);
+        self.put_bytes_as(Algorithm::Sha256, bytes)
+    }
+
+    /// Store small bytes under their digest in `algorithm` (a document copied as it was
+    /// addressed).
+    pub fn put_bytes_as(&self, algorithm: Algorithm, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of_with(algorithm, bytes);
         if self.contains(&digest) {
             return Ok(digest);
         }
-        let mut w = self.writer()?;
+        let mut w = self.writer_for(algorithm)?;
         w.write_all(bytes).ctx(|| "writing a blob".to_string())?;
         w.finish()?.commit(self, Some(&digest))?;
         Ok(digest)
@@ -154,16 +171,22 @@ impl BlobStore {
 
     /// Every blob in the store (files whose names are not digests are left alone).
     pub fn list(&self) -> Result<Vec<Digest>> {
-        let dir = self.dir.join(Digest::ALGORITHM);
         let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
-            let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
-            if let Some(d) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| Digest::from_hex(n).ok())
-            {
-                out.push(d);
+        for algorithm in Algorithm::ALL {
+            let dir = self.dir.join(algorithm);
+            let entries = match fs::read_dir(&dir) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                other => other.ctx(|| format!("listing {}", dir.display()))?,
+            };
+            for entry in entries {
+                let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
+                if let Some(d) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| Digest::from_parts(algorithm.as_str(), n).ok())
+                {
+                    out.push(d);
+                }
             }
         }
         out.sort();
@@ -341,6 +364,16 @@ impl StagedBlob {
         }
         self.sync()?;
         let dest = store.path(&self.digest);
+        if let Some(parent) = dest.parent()
+            && !parent.is_dir()
+        {
+            // `open` made the sha256 directory; another algorithm's appears with its
+            // first blob, and the directory holding it must be durable too.
+            fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
+            if let Some(blobs) = parent.parent() {
+                sync_dir(blobs)?;
+            }
+        }
         // Blobs are immutable content: readable by all, written by none.
         fs::set_permissions(&self.path, fs::Permissions::from_mode(0o444))
             .ctx(|| format!("setting permissions on {}", self.path.display()))?;
@@ -386,6 +419,33 @@ mod tests {
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
         assert!(store.list().unwrap().is_empty());
         assert_eq!(fs::read_dir(store.staging_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn sha512_blobs_are_written_checked_and_listed() {
+        let (_dir, store) = store();
+        let expected = Digest::of_with(Algorithm::Sha512, b"hello");
+        let mut w = store.writer_for(expected.algorithm()).unwrap();
+        w.write_all(b"hello").unwrap();
+        let digest = w.finish().unwrap().commit(&store, Some(&expected)).unwrap();
+        assert_eq!(digest, expected);
+        assert!(
+            store
+                .path(&digest)
+                .ends_with(format!("sha512/{}", digest.hex()))
+        );
+        assert_eq!(store.read_verified(&digest, 100).unwrap(), b"hello");
+        let sha256 = store.put_bytes(b"hello").unwrap();
+        assert_eq!(store.list().unwrap(), vec![sha256, digest]);
+        // A sha256 writer cannot produce a blob expected under a sha512 digest.
+        let mut w = store.writer().unwrap();
+        w.write_all(b"hello").unwrap();
+        let err = w
+            .finish()
+            .unwrap()
+            .commit(&store, Some(&expected))
+            .unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
     }
 
     #[test]

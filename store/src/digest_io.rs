@@ -2,22 +2,26 @@
 
 use std::io::{self, Read, Write};
 
-use sha2::{Digest as _, Sha256};
-
-use crate::Digest;
+use crate::{Algorithm, Digest, Hasher};
 
 /// Hashes and counts everything written through it.
 pub struct DigestWriter<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: Hasher,
     size: u64,
 }
 
 impl<W: Write> DigestWriter<W> {
+    /// Hashes with sha256, the algorithm of what kiln makes.
     pub fn new(inner: W) -> Self {
+        Self::with_algorithm(inner, Algorithm::Sha256)
+    }
+
+    /// Hashes with `algorithm`: for bytes checked against a digest someone else chose.
+    pub fn with_algorithm(inner: W, algorithm: Algorithm) -> Self {
         DigestWriter {
             inner,
-            hasher: Sha256::new(),
+            hasher: Hasher::new(algorithm),
             size: 0,
         }
     }
@@ -36,7 +40,7 @@ impl<W: Write> DigestWriter<W> {
 
     /// The digest and size of what went through, and the inner writer.
     pub fn finish(self) -> (Digest, u64, W) {
-        (Digest::from_hasher(self.hasher), self.size, self.inner)
+        (self.hasher.finish(), self.size, self.inner)
     }
 }
 
@@ -56,15 +60,20 @@ impl<W: Write> Write for DigestWriter<W> {
 /// Hashes and counts everything read through it.
 pub struct DigestReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Hasher,
     size: u64,
 }
 
 impl<R: Read> DigestReader<R> {
+    /// Hashes with sha256.
     pub fn new(inner: R) -> Self {
+        Self::with_algorithm(inner, Algorithm::Sha256)
+    }
+
+    pub fn with_algorithm(inner: R, algorithm: Algorithm) -> Self {
         DigestReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: Hasher::new(algorithm),
             size: 0,
         }
     }
@@ -74,7 +83,7 @@ impl<R: Read> DigestReader<R> {
     }
 
     pub fn finish(self) -> (Digest, u64) {
-        (Digest::from_hasher(self.hasher), self.size)
+        (self.hasher.finish(), self.size)
     }
 }
 
@@ -147,5 +156,10 @@ mod tests {
         let mut r = DigestReader::new(&data[..]);
         io::copy(&mut r, &mut io::sink()).unwrap();
         assert_eq!(r.finish(), (Digest::of(&data), 100_000));
+
+        let mut w = DigestWriter::with_algorithm(Vec::new(), Algorithm::Sha512);
+        w.write_all(&data).unwrap();
+        let (digest, _, _) = w.finish();
+        assert_eq!(digest, Digest::of_with(Algorithm::Sha512, &data));
     }
 }

@@ -185,6 +185,20 @@ pub fn check_layer(
     declared: Option<&str>,
 ) -> Result<()> {
     let diff_id = facts.diff_id_of(blob);
+    // diffIDs are computed in sha256 (an uncompressed layer's is its blob digest): one in
+    // another algorithm cannot be compared, which is not the same as not matching.
+    if diff_id.algorithm() != expected_diff_id.algorithm() {
+        return Err(Error::BadImage {
+            what: what.to_string(),
+            detail: format!(
+                "its diffID {expected_diff_id} is a {} digest, but kiln checks this layer's \
+                 content in {} (diffIDs are checked in sha256, or in the algorithm of an \
+                 uncompressed layer's own digest)",
+                expected_diff_id.algorithm(),
+                diff_id.algorithm()
+            ),
+        });
+    }
     if &diff_id != expected_diff_id {
         return Err(Error::DigestMismatch {
             what: format!("diffID of {what}"),

@@ -23,7 +23,7 @@ mod unpack;
 
 pub use blob::{BlobStore, BlobWriter, ChunkSink, ChunkWriter, IO_BUFFER, StagedBlob};
 pub use compression::{Compression, Encoder, decoder, looks_like_tar, open_tar_stream, sniff};
-pub use digest::Digest;
+pub use digest::{Algorithm, Digest, Hasher};
 pub use digest_io::{CountingReader, CountingSink, DigestReader, DigestWriter};
 pub use durable::{DurableFile, Readers, write_atomically};
 pub use error::{Error, Result};

@@ -95,7 +95,9 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         if args.no_trunc {
             id.to_string()
         } else {
-            id.trim_start_matches("sha256:")[..12].to_string()
+            // docker's short ID: 12 hex characters, the algorithm dropped (sha512 too).
+            let hex = id.split_once(':').map_or(id, |(_, hex)| hex);
+            hex[..12.min(hex.len())].to_string()
         }
     };
     if args.quiet {

@@ -162,8 +162,13 @@ impl Repository {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let bytes = read_capped(response, MANIFEST_LIMIT, &self.host, &what).await?;
-        let digest = Digest::of(&bytes);
-        if let Ok(expected) = reference.parse::<Digest>()
+        // Asked for by digest: check in that digest's algorithm (sha512 too).
+        let expected = reference.parse::<Digest>().ok();
+        let algorithm = expected
+            .as_ref()
+            .map_or(Digest::ALGORITHM, Digest::algorithm);
+        let digest = Digest::of_with(algorithm, &bytes);
+        if let Some(expected) = expected
             && expected != digest
         {
             return Err(ClientError::DigestMismatch {

@@ -377,10 +377,9 @@ fn verified_stream(
     origin: String,
     on_bytes: OnBytes,
 ) -> impl futures::Stream<Item = Result<bytes::Bytes>> + Send + 'static {
-    use sha2::Digest as _;
     struct State<S> {
         stream: S,
-        hasher: sha2::Sha256,
+        hasher: kiln_store::Hasher,
         seen: u64,
         held: Option<bytes::Bytes>,
     }
@@ -388,7 +387,7 @@ fn verified_stream(
     let size = descriptor.size;
     let state = Some(State {
         stream: response.bytes_stream(),
-        hasher: sha2::Sha256::new(),
+        hasher: expected.hasher(),
         seen: 0,
         held: None,
     });
@@ -425,7 +424,7 @@ fn verified_stream(
                         return Some((Err(ClientError::transport(&origin, &e)), None));
                     }
                     None => {
-                        let actual = Digest::from_hasher(state.hasher);
+                        let actual = state.hasher.finish();
                         return match super::check_blob(
                             &expected, size, &actual, state.seen, &origin,
                         ) {

@@ -143,7 +143,7 @@ fn copy_local(
 ) -> Result<Staged> {
     let context = || format!("copying blob {}", descriptor.digest);
     let mut file = from.open_blob(&descriptor.digest)?;
-    let mut writer = to.writer()?;
+    let mut writer = to.writer_for(descriptor.digest.algorithm())?;
     let mut check = check.map(LayerCheck::start);
     loop {
         let mut chunk = vec![0u8; PIECE];
@@ -223,8 +223,9 @@ async fn pull_once(
     let response = repo.blob(digest).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
     let store = blobs.clone();
+    let algorithm = digest.algorithm();
     let writer = tokio::task::spawn_blocking(move || -> Result<_> {
-        let mut writer = store.writer()?;
+        let mut writer = store.writer_for(algorithm)?;
         let mut check = check.map(LayerCheck::start);
         let failed = |e| ClientError::io("writing a staging file", e);
         while let Some(pieces) = rx.blocking_recv() {

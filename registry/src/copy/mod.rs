@@ -375,7 +375,9 @@ async fn put_document(destination: &Destination, document: &Document, last: bool
     let descriptor = &document.descriptor;
     match destination {
         Destination::Layout { layout, name, .. } => {
-            let stored = layout.blobs().put_bytes(&document.bytes)?;
+            let stored = layout
+                .blobs()
+                .put_bytes_as(descriptor.digest.algorithm(), &document.bytes)?;
             debug_assert_eq!(stored, descriptor.digest);
             if last {
                 layout.set_named(name.as_deref(), descriptor)?;

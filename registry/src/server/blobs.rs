@@ -87,11 +87,14 @@ async fn get(
     let range = match request.headers().get(header::RANGE) {
         Some(value) => Some(
             parse_range(value.to_str().unwrap_or(""), size).ok_or_else(|| {
-                (
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    [(header::CONTENT_RANGE, format!("bytes */{size}"))],
-                )
-                    .into_response()
+                ApiError::BlobRangeInvalid {
+                    size,
+                    detail: format!(
+                        "Range {:?} is not one range inside the blob's {size} bytes",
+                        value.to_str().unwrap_or("")
+                    ),
+                }
+                .into_response()
             })?,
         ),
         None => None,

@@ -24,6 +24,12 @@ pub enum ApiError {
     ManifestInvalid(String),
     ManifestUnknown(String),
     NameInvalid(String),
+    /// 404: a repository that holds nothing.
+    NameUnknown(String),
+    /// 404 for a path that is no API endpoint: the OCI JSON body all errors carry.
+    NoRoute(String),
+    /// 400: `n` above what one page may hold (Distribution's code, and its limit).
+    PaginationNumberInvalid(String),
     SizeInvalid(String),
     TagInvalid(String),
     Unsupported(String),
@@ -31,6 +37,12 @@ pub enum ApiError {
     RangeNotSatisfiable {
         location: String,
         size: u64,
+        detail: String,
+    },
+    /// 416 for a blob `GET` whose `Range` lies outside the blob of `size` bytes.
+    BlobRangeInvalid {
+        size: u64,
+        detail: String,
     },
     /// 429: too many failed password checks from one address; retry after that many seconds.
     TooManyRequests {
@@ -92,6 +104,24 @@ impl ApiError {
                 "invalid repository name",
                 d.into(),
             ),
+            NameUnknown(d) => (
+                StatusCode::NOT_FOUND,
+                ErrorCode::NameUnknown,
+                "repository name not known to registry",
+                d.into(),
+            ),
+            NoRoute(d) => (
+                StatusCode::NOT_FOUND,
+                ErrorCode::Unsupported,
+                "no such API endpoint",
+                d.into(),
+            ),
+            PaginationNumberInvalid(d) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::PaginationNumberInvalid,
+                "invalid number of results requested",
+                d.into(),
+            ),
             SizeInvalid(d) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::SizeInvalid,
@@ -110,11 +140,17 @@ impl ApiError {
                 "the operation is unsupported",
                 d.into(),
             ),
-            RangeNotSatisfiable { .. } => (
+            RangeNotSatisfiable { detail, .. } => (
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 ErrorCode::BlobUploadInvalid,
-                "chunk out of order",
-                "".into(),
+                "chunk out of order or of the wrong length",
+                detail.into(),
+            ),
+            BlobRangeInvalid { detail, .. } => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                ErrorCode::Unsupported,
+                "requested range not satisfiable",
+                detail.into(),
             ),
             TooManyRequests { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -167,7 +203,13 @@ impl IntoResponse for ApiError {
         let body = ErrorEnvelope::one(code, message, &detail).to_json();
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
-        if let ApiError::RangeNotSatisfiable { location, size } = &self {
+        if let ApiError::BlobRangeInvalid { size, .. } = &self {
+            headers.insert(
+                "content-range",
+                super::header_value(&format!("bytes */{size}")),
+            );
+        }
+        if let ApiError::RangeNotSatisfiable { location, size, .. } = &self {
             if let Ok(v) = HeaderValue::from_str(location) {
                 headers.insert("location", v);
             }

@@ -1,5 +1,6 @@
 //! Listings, in lexical order and paginated with `n`, `last` and a `Link` to the next page:
-//! `GET /v2/<name>/tags/list` and `GET /v2/_catalog`.
+//! `GET /v2/<name>/tags/list` and `GET /v2/_catalog`. A catalog page holds at most
+//! [`CATALOG_PAGE_LIMIT`] names; a tag list of a repository that holds nothing is 404.
 
 use axum::{
     body::Body,
@@ -10,7 +11,7 @@ use axum::{
 use serde_json::json;
 
 use super::{ApiError, Registry};
-use crate::wire::{Catalog, TagList};
+use crate::wire::{CATALOG_PAGE_LIMIT, Catalog, TagList};
 
 /// `n` and `last` from the query string.
 fn page_params(request: &Request<Body>) -> (Option<usize>, Option<String>) {
@@ -69,6 +70,16 @@ pub async fn tags(
         .tags(name)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // No tags: an empty list if the repository holds anything, else it is unknown.
+    if all.is_empty()
+        && !registry
+            .storage
+            .repository_exists(name)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+    {
+        return Err(ApiError::NameUnknown(name.to_string()).into());
+    }
     let path = format!("/v2/{name}/tags/list");
     Ok(respond(all, &request, &path, |page| {
         json!(TagList::new(name, page))
@@ -76,6 +87,14 @@ pub async fn tags(
 }
 
 pub async fn catalog(registry: &Registry, request: Request<Body>) -> Result<Response, Response> {
+    if let (Some(n), _) = page_params(&request)
+        && n > CATALOG_PAGE_LIMIT
+    {
+        return Err(ApiError::PaginationNumberInvalid(format!(
+            "n={n}; a catalog page holds at most {CATALOG_PAGE_LIMIT} names"
+        ))
+        .into());
+    }
     let all = registry
         .storage
         .repositories()

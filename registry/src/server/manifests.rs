@@ -41,9 +41,19 @@ pub async fn handle(
     reference: &str,
     request: Request<Body>,
 ) -> Result<Response, Response> {
-    let parsed = parse_reference(reference)?;
+    let parsed = parse_reference(reference);
     match *request.method() {
+        // A tag that breaks the grammar names no manifest that could exist: for a read
+        // that is "not here" (404 MANIFEST_UNKNOWN, as the conformance suite asks), not a
+        // bad request; a PUT still gets 400 TAG_INVALID. A malformed digest stays 400.
         Method::GET | Method::HEAD => {
+            if let Err(ApiError::TagInvalid(detail)) = parsed {
+                return Err(ApiError::ManifestUnknown(format!(
+                    "{name}:{reference} (not a valid tag: {detail})"
+                ))
+                .into());
+            }
+            parsed?;
             let accept = request
                 .headers()
                 .get_all(header::ACCEPT)
@@ -62,8 +72,8 @@ pub async fn handle(
             )
             .await
         }
-        Method::PUT => put(registry, name, parsed, request).await,
-        Method::DELETE => delete(registry, name, parsed).await,
+        Method::PUT => put(registry, name, parsed?, request).await,
+        Method::DELETE => delete(registry, name, parsed?).await,
         _ => Err(
             ApiError::Unsupported(format!("{} on a manifest", request.method())).into_response(),
         ),

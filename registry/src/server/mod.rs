@@ -2,6 +2,7 @@
 //! reads the path from the right, and thin handlers (one file per API area) call storage.
 //! Every response carries `Docker-Distribution-API-Version: registry/2.0`.
 
+mod access;
 mod auth;
 mod blobs;
 pub(crate) mod dispatch;
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 
 use self::dispatch::{Route, route};
 pub use self::{
+    access::{Access, may_mount_unnamed},
     auth::{AuthConfig, DEFAULT_FAILURES_PER_MINUTE},
     error::ApiError,
     htpasswd::{Htpasswd, HtpasswdError},
@@ -218,7 +220,7 @@ async fn dispatch(registry: &Registry, request: Request<Body>) -> Result<Respons
         Route::Upload { name, id } => {
             uploads::handle(registry, valid_name(name)?, id, request).await
         }
-        Route::NotFound => Ok(StatusCode::NOT_FOUND.into_response()),
+        Route::NotFound => Err(ApiError::NoRoute(format!("{method} {path}")).into_response()),
         _ => Err(ApiError::Unsupported(format!("{method} {path}")).into_response()),
     }
 }

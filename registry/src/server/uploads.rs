@@ -1,8 +1,15 @@
 //! Blob uploads: `POST /v2/<name>/blobs/uploads/` (session, monolithic `?digest=`, or
-//! cross-repository `?mount=&from=`), and on `/v2/<name>/blobs/uploads/<id>`: `PATCH`
-//! (a chunk, `Content-Range` checked), `PUT ?digest=` (finish), `GET` (status), `DELETE`.
+//! cross-repository `?mount=[&from=]`), and on `/v2/<name>/blobs/uploads/<id>`: `PATCH`
+//! (a chunk; its `Content-Range` must start where the upload ends and span exactly the
+//! body, else 416), `PUT ?digest=` (finish), `GET` (status), `DELETE`.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use axum::{
     body::Body,
@@ -10,9 +17,15 @@ use axum::{
     http::{Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use bytes::Bytes;
+use futures::{Stream, StreamExt, stream};
 use kiln_store::Digest;
 
-use super::{ApiError, Registry, body_stream, header_value, range_header};
+use super::{
+    ApiError, Registry,
+    access::{Access, may_mount_unnamed},
+    body_stream, header_value, range_header,
+};
 use crate::storage::{Claim, StorageError, UploadSession};
 
 fn query(request: &Request<Body>) -> HashMap<String, String> {
@@ -98,14 +111,18 @@ pub async fn start(
     let params = query(&request);
     if let Some(mount) = params.get("mount") {
         let digest = digest_param(mount)?;
-        // Mount from `from` if it holds the blob; without `from`, from anywhere it exists.
+        let access = Access::of(&request);
+        // Mount from `from` if it holds the blob and the caller may read it; without
+        // `from` (the spec's automatic content discovery), from any repository the
+        // caller may read that holds it.
         let available = match params.get("from") {
-            Some(from) => storage.blob_linked(from, &digest).await.map_err(internal)?,
-            None => storage
-                .blob_size(&digest)
+            Some(from) => {
+                access.may_read(from)
+                    && storage.blob_linked(from, &digest).await.map_err(internal)?
+            }
+            None => may_mount_unnamed(storage, &access, &digest)
                 .await
-                .map_err(internal)?
-                .is_some(),
+                .map_err(internal)?,
         };
         // A mount tells the client the blob is here: claim it against garbage collection
         // (only a blob that is there, so unknown digests leave no marker); one being
@@ -155,14 +172,39 @@ pub async fn handle(
         );
     }
     let location = format!("/v2/{name}/blobs/uploads/{id}");
+    // Only a PATCH or PUT carries a chunk whose range matters.
+    let carries_chunk = matches!(*request.method(), Method::PATCH | Method::PUT);
+    let range = if carries_chunk {
+        content_range(&request).map_err(|detail| ApiError::RangeNotSatisfiable {
+            location: location.clone(),
+            size: session.size,
+            detail,
+        })?
+    } else {
+        None
+    };
+    // Set when the body is not as long as its Content-Range says: the storage saw a body
+    // error and kept nothing of it; the client hears 416, not 400.
+    let wrong_length = Arc::new(AtomicBool::new(false));
     let range_error = |e: StorageError| match e {
-        StorageError::RangeInvalid { size, .. } => ApiError::RangeNotSatisfiable {
+        StorageError::RangeInvalid { start, size } => ApiError::RangeNotSatisfiable {
             location: location.clone(),
             size,
+            detail: format!("the chunk starts at byte {start}, the upload holds {size} bytes"),
         }
         .into_response(),
+        StorageError::Body(detail) if wrong_length.load(Ordering::Relaxed) => {
+            ApiError::RangeNotSatisfiable {
+                location: location.clone(),
+                size: session.size,
+                detail,
+            }
+            .into_response()
+        }
         other => ApiError::storage(other, unknown).into_response(),
     };
+    let start = range.map(|(start, _)| start);
+    let length = range.map(|(start, end)| end - start + 1);
     match *request.method() {
         Method::GET => Ok(session_response(StatusCode::NO_CONTENT, name, &session)),
         Method::DELETE => {
@@ -173,9 +215,9 @@ pub async fn handle(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Method::PATCH => {
-            let start = content_range_start(&request)?;
+            let body = exact_length(body_stream(request), length, wrong_length.clone());
             let session = storage
-                .append_upload(id, start, body_stream(request))
+                .append_upload(id, start, body)
                 .await
                 .map_err(range_error)?;
             Ok(session_response(StatusCode::ACCEPTED, name, &session))
@@ -183,11 +225,11 @@ pub async fn handle(
         Method::PUT => {
             let params = query(&request);
             let digest = digest_param(params.get("digest").map(String::as_str).unwrap_or(""))?;
-            let start = content_range_start(&request)?;
             // The final chunk (often the whole blob) comes with the PUT: it streams straight
             // into the blob, after the chunks already received.
+            let body = exact_length(body_stream(request), length, wrong_length.clone());
             storage
-                .finish_upload(id, start, body_stream(request), &digest)
+                .finish_upload(id, start, body, &digest)
                 .await
                 .map_err(range_error)?;
             storage.link_blob(name, &digest).await.map_err(internal)?;
@@ -199,8 +241,9 @@ pub async fn handle(
     }
 }
 
-/// `Content-Range: <start>-<end>` (the spec's form; `bytes ` prefixed also accepted).
-pub(crate) fn content_range_start(request: &Request<Body>) -> Result<Option<u64>, ApiError> {
+/// `Content-Range: <start>-<end>` (the spec's form; `bytes ` prefixed also accepted):
+/// the first and last byte of the chunk, inclusive. `Err` (a 416) when it is not that.
+pub(crate) fn content_range(request: &Request<Body>) -> Result<Option<(u64, u64)>, String> {
     let Some(value) = request.headers().get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
@@ -210,13 +253,59 @@ pub(crate) fn content_range_start(request: &Request<Body>) -> Result<Option<u64>
         .trim_start_matches("bytes")
         .trim()
         .trim_start_matches('=');
-    let start = text
-        .split_once('-')
-        .and_then(|(s, _)| s.trim().parse::<u64>().ok());
-    match start {
-        Some(s) => Ok(Some(s)),
-        None => Err(ApiError::BlobUploadInvalid(format!(
-            "bad Content-Range {text:?}"
-        ))),
+    let range = text.split_once('-').and_then(|(s, e)| {
+        let start = s.trim().parse::<u64>().ok()?;
+        let end = e.trim().parse::<u64>().ok()?;
+        (start <= end).then_some((start, end))
+    });
+    match range {
+        Some(range) => Ok(Some(range)),
+        None => Err(format!(
+            "Content-Range {text:?} is not <first byte>-<last byte>"
+        )),
     }
+}
+
+/// `body`, failing (and setting `wrong_length`) as soon as it proves longer or shorter
+/// than `length` bytes, when a Content-Range declared one. Storage keeps nothing of a
+/// body that fails.
+fn exact_length<S>(
+    body: S,
+    length: Option<u64>,
+    wrong_length: Arc<AtomicBool>,
+) -> impl Stream<Item = Result<Bytes, String>> + Unpin + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, axum::Error>> + Unpin + Send + 'static,
+{
+    let mismatch = move |seen: &str| {
+        wrong_length.store(true, Ordering::Relaxed);
+        format!(
+            "the Content-Range spans {} bytes, the body has {seen}",
+            length.unwrap_or_default()
+        )
+    };
+    Box::pin(
+        stream::unfold(Some((body, 0u64)), move |state| {
+            let mismatch = mismatch.clone();
+            async move {
+                let (mut body, seen) = state?;
+                match body.next().await {
+                    Some(Ok(chunk)) => {
+                        let seen = seen + chunk.len() as u64;
+                        if length.is_some_and(|n| seen > n) {
+                            return Some((Err(mismatch("more")), None));
+                        }
+                        Some((Ok(chunk), Some((body, seen))))
+                    }
+                    Some(Err(e)) => Some((Err(e.to_string()), None)),
+                    None if length.is_some_and(|n| seen != n) => {
+                        Some((Err(mismatch(&seen.to_string())), None))
+                    }
+                    None => None,
+                }
+            }
+        })
+        // Storage may poll again after the end (it peeks at the PUT's first piece).
+        .fuse(),
+    )
 }

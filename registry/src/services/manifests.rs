@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use kiln_store::{
-    Descriptor, Digest, Index, Manifest,
+    Algorithm, Descriptor, Digest, Index, Manifest,
     spec::{self, DocumentKind},
 };
 
@@ -64,7 +64,13 @@ pub async fn put_manifest(
     let claimed_at = std::time::Instant::now();
     let media_type = media_type(&bytes, content_type)?;
     let invalid = |e: kiln_store::Error| ManifestError::Invalid(e.to_string());
-    let digest = Digest::of(&bytes);
+    // Addressed in the algorithm the client named (a sha512 digest in the URL stores it
+    // as sha512, so a GET by that digest finds it); by a tag, in sha256.
+    let algorithm = match reference {
+        ManifestReference::Digest(url) => url.algorithm(),
+        ManifestReference::Tag(_) => Algorithm::Sha256,
+    };
+    let digest = Digest::of_with(algorithm, &bytes);
     let tag = match reference {
         ManifestReference::Digest(url) if *url != digest => {
             return Err(ManifestError::DigestMismatch {
@@ -119,7 +125,9 @@ pub async fn put_manifest(
         }
         None => None,
     };
-    storage.put_manifest(repo, bytes, &media_type, tag).await?;
+    storage
+        .put_manifest(repo, bytes, &media_type, algorithm, tag)
+        .await?;
     Ok(StoredManifest { digest, subject })
 }
 

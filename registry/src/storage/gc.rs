@@ -21,7 +21,7 @@ use std::{
 
 use futures::{StreamExt, TryStreamExt, stream};
 use kiln_store::{
-    Digest, Index, Manifest,
+    Algorithm, Digest, Index, Manifest,
     spec::{self, DocumentKind},
 };
 use object_store::{ObjectMeta, ObjectStoreExt, PutPayload, path::Path};
@@ -362,7 +362,42 @@ impl Sweep<'_> {
     }
 }
 
-/// The digest a blob, revision or link object is named after (its last path segment).
+/// The digest a blob, revision or link object is named after: its last path segment,
+/// in the algorithm of the nearest segment before it that names one
+/// (`blobs/<alg>/ab/<hex>`, `_layers/<alg>/<hex>`, `revisions/<alg>/<hex>`).
 fn digest_named(path: &Path) -> Option<Digest> {
-    Digest::from_hex(path.filename()?).ok()
+    let parts: Vec<_> = path.parts().collect();
+    let (hex, dirs) = parts.split_last()?;
+    let algorithm = dirs
+        .iter()
+        .rev()
+        .find_map(|d| Algorithm::from_name(d.as_ref()))?;
+    Digest::from_parts(algorithm.as_str(), hex.as_ref()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_are_named_after_digests_of_either_algorithm() {
+        let sha256 = Digest::of(b"x");
+        let sha512 = Digest::of_with(Algorithm::Sha512, b"x");
+        for d in [&sha256, &sha512] {
+            let (alg, hex) = (d.algorithm(), d.hex());
+            for path in [
+                format!("blobs/{alg}/{}/{hex}", &hex[..2]),
+                format!("repositories/sha256/a/_layers/{alg}/{hex}"),
+                format!("repositories/r/_manifests/revisions/{alg}/{hex}"),
+            ] {
+                assert_eq!(
+                    digest_named(&Path::from(path.as_str())).as_ref(),
+                    Some(d),
+                    "{path}"
+                );
+            }
+        }
+        assert_eq!(digest_named(&Path::from("blobs/sha256/ab/not-hex")), None);
+        assert_eq!(digest_named(&Path::from("staging/abc")), None);
+    }
 }

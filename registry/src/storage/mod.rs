@@ -4,7 +4,8 @@
 //! under its digest only after its bytes were hashed and matched.
 //!
 //! ```text
-//! blobs/sha256/ab/<hex>                   blob content, written once, by rename
+//! blobs/<alg>/ab/<hex>                    blob content, written once, by rename (sha256, or
+//!                                         sha512 for what clients address so)
 //! uploads/<id>/session.json               an upload session: its repository
 //! uploads/<id>/chunks/<offset:020>        the chunks received so far, one object each
 //! staging/<random>                        a blob being assembled and hashed
@@ -31,7 +32,6 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt, stream::BoxStream};
 use kiln_store::Digest;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart, path::Path};
-use sha2::{Digest as _, Sha256};
 
 pub use claim::{Claim, ClaimKind, WRITING_HOLD};
 pub use gc::GcReport;
@@ -231,8 +231,9 @@ impl RegistryStorage {
         .await
     }
 
-    /// Hash `body` into a staging object; rename it to the blob's name if the digest
-    /// matches, delete it otherwise. Either way nothing half-written carries the name.
+    /// Hash `body` (in `expected`'s algorithm) into a staging object; rename it to the
+    /// blob's name if the digest matches, delete it otherwise. Either way nothing
+    /// half-written carries the name.
     async fn commit_stream<S>(&self, expected: &Digest, mut body: S, kind: ClaimKind) -> Result<u64>
     where
         S: Stream<Item = Result<Bytes>> + Unpin,
@@ -240,7 +241,7 @@ impl RegistryStorage {
         let staging = Path::from(format!("staging/{}", random_id()));
         let upload = self.store.put_multipart(&staging).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
-        let mut hasher = Sha256::new();
+        let mut hasher = expected.hasher();
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
@@ -258,7 +259,7 @@ impl RegistryStorage {
             writer.put(chunk);
         }
         writer.finish().await?;
-        let actual = Digest::from_hasher(hasher);
+        let actual = hasher.finish();
         if &actual != expected {
             let _ = self.store.delete(&staging).await;
             return Err(StorageError::DigestInvalid {

@@ -3,10 +3,12 @@
 //! holds small link objects pointing at them.
 //!
 //! ```text
-//! repositories/<name>/_layers/sha256/<hex>                 a blob this repository may serve
-//! repositories/<name>/_manifests/revisions/sha256/<hex>    {"mediaType": …}
+//! repositories/<name>/_layers/<alg>/<hex>                  a blob this repository may serve
+//! repositories/<name>/_manifests/revisions/<alg>/<hex>     {"mediaType": …}
 //! repositories/<name>/_manifests/tags/<tag>                {"digest": …, "mediaType": …}
-//! repositories/<name>/_referrers/sha256/<subject>/sha256/<hex>   the referrer's descriptor
+//! repositories/<name>/_referrers/<alg>/<subject>/<alg>/<hex>   the referrer's descriptor
+//!
+//! `<alg>` is `sha256`, or `sha512` for what a client addressed by a sha512 digest.
 //! ```
 //!
 //! Name components cannot start with `_`, so these never collide with a nested name.
@@ -15,7 +17,7 @@
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
-use kiln_store::Digest;
+use kiln_store::{Algorithm, Digest};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path};
 use serde::{Deserialize, Serialize};
 
@@ -87,15 +89,18 @@ impl RegistryStorage {
     }
 
     /// Store a manifest's bytes as a blob, link it into `repo`, and point `tag` at it.
-    /// Validation (media type, referenced blobs) is the caller's job: storage only stores.
+    /// It is addressed in `algorithm` (sha256 unless the client pushed it by a sha512
+    /// digest). Validation (media type, referenced blobs) is the caller's job: storage
+    /// only stores.
     pub async fn put_manifest(
         &self,
         repo: &str,
         bytes: Bytes,
         media_type: &str,
+        algorithm: Algorithm,
         tag: Option<&str>,
     ) -> Result<Digest> {
-        let digest = Digest::of(&bytes);
+        let digest = Digest::of_with(algorithm, &bytes);
         let body = stream::iter([Ok(bytes)]);
         self.commit_stream(&digest, body, ClaimKind::Writing)
             .await?;
@@ -186,7 +191,7 @@ impl RegistryStorage {
         let chunks: Vec<Bytes> = body.try_collect().await?;
         let bytes = Bytes::from(chunks.concat());
         // Manifests are read whole and small; check them on the way out too.
-        let actual = Digest::of(&bytes);
+        let actual = Digest::of_with(digest.algorithm(), &bytes);
         if actual != digest {
             return Err(StorageError::DigestInvalid {
                 expected: digest,
@@ -267,6 +272,43 @@ impl RegistryStorage {
             .try_collect()
             .await?;
         Ok(names.into_iter().collect())
+    }
+
+    /// Whether `repo` holds anything: a manifest, a tag or a blob link (a nested
+    /// repository `repo/x` does not count).
+    pub async fn repository_exists(&self, repo: &str) -> Result<bool> {
+        for part in ["_manifests", "_layers"] {
+            let prefix = Path::from(format!("repositories/{repo}/{part}"));
+            let mut listing = self.store.list(Some(&prefix));
+            while let Some(entry) = listing.next().await {
+                match entry {
+                    Ok(_) => return Ok(true),
+                    // Vanished while listed (a deletion beside us): look further.
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The repositories that hold the blob `digest` (a link to it), sorted. Lists every
+    /// repository's links: for the rare request that must search them.
+    pub async fn repositories_holding(&self, digest: &Digest) -> Result<Vec<String>> {
+        let suffix = format!("/_layers/{}/{}", digest.algorithm(), digest.hex());
+        let mut holders: Vec<String> = self
+            .list_under(&Path::from("repositories"))
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                let path = m.location.as_ref();
+                let rest = path.strip_prefix("repositories/")?;
+                rest.strip_suffix(suffix.as_str()).map(str::to_string)
+            })
+            .collect();
+        holders.sort();
+        holders.dedup();
+        Ok(holders)
     }
 
     /// The repository's tags, sorted (the spec's lexical order).

@@ -2,6 +2,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use super::*;
 
+const SHA256: kiln_store::Algorithm = kiln_store::Algorithm::Sha256;
+
 /// Set back the time of every stored file (objects and claim markers) by `by`.
 fn age_everything(dir: &tempfile::TempDir, by: std::time::Duration) {
     let mut stack = vec![dir.path().join("registry")];
@@ -240,11 +242,11 @@ async fn a_large_blob_streams_through_several_parts() {
     let (_dir, storage) = storage();
     // 20 MiB in 1 MiB pieces: more than two multipart parts.
     let piece = vec![0x5au8; 1 << 20];
-    let mut hasher = Sha256::new();
+    let mut hasher = kiln_store::Hasher::new(SHA256);
     for _ in 0..20 {
         hasher.update(&piece);
     }
-    let digest = Digest::from_hasher(hasher);
+    let digest = hasher.finish();
     let pieces = stream::iter((0..20).map(|_| Ok::<_, String>(Bytes::from(piece.clone()))));
     let size = storage.put_blob(&digest, pieces).await.unwrap();
     assert_eq!(size, 20 << 20);
@@ -271,15 +273,15 @@ async fn manifests_tags_and_links_per_repository() {
     let m1 = Bytes::from_static(br#"{"schemaVersion":2,"n":1}"#);
     let m2 = Bytes::from_static(br#"{"schemaVersion":2,"n":2}"#);
     let d1 = storage
-        .put_manifest("team/app", m1.clone(), mt, Some("v1"))
+        .put_manifest("team/app", m1.clone(), mt, SHA256, Some("v1"))
         .await
         .unwrap();
     let d2 = storage
-        .put_manifest("team/app", m2.clone(), mt, Some("v2"))
+        .put_manifest("team/app", m2.clone(), mt, SHA256, Some("v2"))
         .await
         .unwrap();
     storage
-        .put_manifest("team/app", m1.clone(), mt, Some("latest"))
+        .put_manifest("team/app", m1.clone(), mt, SHA256, Some("latest"))
         .await
         .unwrap();
     assert_eq!(
@@ -310,7 +312,7 @@ async fn manifests_tags_and_links_per_repository() {
 
     // A tag moves: last writer wins.
     storage
-        .put_manifest("team/app", m2.clone(), mt, Some("v1"))
+        .put_manifest("team/app", m2.clone(), mt, SHA256, Some("v1"))
         .await
         .unwrap();
     assert_eq!(
@@ -365,15 +367,15 @@ async fn gc_removes_what_no_tag_reaches() {
     // A tagged image; an untagged one; an index (tagged) whose child is untagged; a
     // referrer of the tagged image.
     let a = storage
-        .put_manifest("app", manifest(&config, &la, None), mt, Some("v1"))
+        .put_manifest("app", manifest(&config, &la, None), mt, SHA256, Some("v1"))
         .await
         .unwrap();
     let b = storage
-        .put_manifest("app", manifest(&config, &lb, None), mt, None)
+        .put_manifest("app", manifest(&config, &lb, None), mt, SHA256, None)
         .await
         .unwrap();
     let d = storage
-        .put_manifest("app", manifest(&config, &ld, None), mt, None)
+        .put_manifest("app", manifest(&config, &ld, None), mt, SHA256, None)
         .await
         .unwrap();
     let index = Bytes::from(format!(
@@ -384,6 +386,7 @@ async fn gc_removes_what_no_tag_reaches() {
             "app",
             index,
             "application/vnd.oci.image.index.v1+json",
+            SHA256,
             Some("multi"),
         )
         .await
@@ -394,7 +397,7 @@ async fn gc_removes_what_no_tag_reaches() {
     r_desc.artifact_type = Some("application/vnd.example.sig".into());
     storage.add_referrer("app", &a, &r_desc).await.unwrap();
     storage
-        .put_manifest("app", r_bytes, mt, None)
+        .put_manifest("app", r_bytes, mt, SHA256, None)
         .await
         .unwrap();
 
@@ -438,4 +441,71 @@ async fn gc_removes_what_no_tag_reaches() {
         "dangling link removed"
     );
     assert_eq!(storage.referrers("app", &a).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn gc_keeps_and_collects_sha512_objects_by_their_own_digests() {
+    use std::time::Duration;
+    let sha512 = kiln_store::Algorithm::Sha512;
+    let (dir, storage) = storage();
+    let put = |data: &'static [u8]| {
+        let storage = storage.clone();
+        async move {
+            let d = Digest::of_with(sha512, data);
+            storage.put_blob(&d, body(&[data])).await.unwrap();
+            storage.link_blob("app", &d).await.unwrap();
+            d
+        }
+    };
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let manifest = |config: &Digest, layer: &Digest| {
+        Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{mt}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":1}}]}}"#
+        ))
+    };
+    let config = put(b"{}").await;
+    let (kept_layer, dropped_layer, orphan) = (put(b"k").await, put(b"d").await, put(b"o").await);
+    // A tagged image addressed by sha512, and an untagged one.
+    let tagged = storage
+        .put_manifest(
+            "app",
+            manifest(&config, &kept_layer),
+            mt,
+            sha512,
+            Some("v1"),
+        )
+        .await
+        .unwrap();
+    let untagged = storage
+        .put_manifest("app", manifest(&config, &dropped_layer), mt, sha512, None)
+        .await
+        .unwrap();
+    assert_eq!(tagged.algorithm(), sha512);
+
+    age_everything(&dir, Duration::from_secs(7200));
+    let report = storage.gc(false, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        report.manifests,
+        vec![("app".to_string(), untagged.clone())]
+    );
+    let mut removed: Vec<Digest> = report.blobs.iter().map(|(d, _)| d.clone()).collect();
+    removed.sort();
+    let mut want = vec![untagged.clone(), dropped_layer.clone(), orphan.clone()];
+    want.sort();
+    assert_eq!(removed, want);
+    for gone in &want {
+        assert_eq!(storage.blob_size(gone).await.unwrap(), None, "{gone}");
+    }
+    assert!(
+        !storage.blob_linked("app", &orphan).await.unwrap(),
+        "the sha512 link went with its blob"
+    );
+    for kept in [&config, &kept_layer, &tagged] {
+        assert!(storage.blob_size(kept).await.unwrap().is_some(), "{kept}");
+    }
+    storage
+        .get_manifest("app", &tagged.to_string())
+        .await
+        .unwrap();
+    storage.get_manifest("app", "v1").await.unwrap();
 }

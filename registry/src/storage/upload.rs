@@ -3,7 +3,8 @@
 //! sum of its chunks and any replica can take the next request. A first PATCH without
 //! Content-Range is hashed as it arrives: when it turns out to be the whole blob (docker,
 //! skopeo and containerd push POST, one PATCH, PUT), the PUT renames it into place
-//! instead of copying it.
+//! instead of copying it. That first hash is sha256: a blob pushed under a sha512 digest
+//! is copied (and hashed in sha512) at the PUT instead.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt, stream};

@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The most names one catalog page may ask for: Distribution's default (`maxentries`),
+/// above which it answers 400 PAGINATION_NUMBER_INVALID, as kiln's server does.
+pub const CATALOG_PAGE_LIMIT: usize = 1000;
+
 /// `{"name": …, "tags": […]}`. Registries answer `"tags": null` for a repository with
 /// none; that reads as an empty list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

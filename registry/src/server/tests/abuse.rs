@@ -173,7 +173,8 @@ async fn a_flood_of_wrong_passwords_is_throttled_and_starves_no_one() {
         .unwrap();
 
     // Something to pull; the right password is checked once here and remembered.
-    // One byte: the test manifests give every layer the size 1.
+    // One byte: the test manifests give every layer the size 1, and a size that disagrees
+    // with the blob is refused.
     let layer = b"L".to_vec();
     let config = b"{}".to_vec();
     for data in [&layer, &config] {

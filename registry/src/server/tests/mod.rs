@@ -3,6 +3,7 @@
 
 mod abuse;
 mod blobs;
+mod conformance;
 mod manifests;
 mod operations;
 
