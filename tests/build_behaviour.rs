@@ -320,3 +320,36 @@ fn nothing_outlives_a_failed_an_interrupted_or_a_killed_build() {
         "after SIGKILL and a build"
     );
 }
+
+#[test]
+fn source_date_epoch_makes_builds_reproducible() {
+    let kiln = with_busybox_as("busybox");
+    let dockerfile = "FROM busybox\nCOPY a.txt /a.txt\nRUN echo x > /x && touch /y\nCMD [\"sh\"]\n";
+    let dir = context(&kiln, "repro", dockerfile, &[("a.txt", "a")]);
+    let digest = |extra: &[&str]| {
+        let mut args = vec!["build", "-q", "-t", "r:1"];
+        args.extend(extra);
+        args.push(dir.to_str().unwrap());
+        let out = kiln
+            .cmd()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        kiln.manifest_digest("r:1")
+    };
+    let one = digest(&[]);
+    // Later, every step run again: the files' mtimes and the steps' times differ; with
+    // SOURCE_DATE_EPOCH the image must not.
+    std::thread::sleep(Duration::from_millis(1100));
+    let two = digest(&["--no-cache"]);
+    assert_eq!(one, two, "two builds of the same inputs at different times");
+    let config: serde_json::Value = serde_json::from_str(&kiln.ok(&["inspect", "r:1"])).unwrap();
+    assert_eq!(config[0]["Config"]["created"], "2023-11-14T22:13:20Z");
+}

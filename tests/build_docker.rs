@@ -7,7 +7,7 @@ mod common;
 
 use std::{fs, process::Command};
 
-use common::{Kiln, builds, docker::Dockerd, with_busybox_as};
+use common::{builds, docker::Dockerd, with_busybox_as};
 use serde_json::Value;
 
 /// Debian's 20.10 client: a newer client on PATH wants buildx for BuildKit builds.
@@ -133,5 +133,32 @@ fn docker_builds_the_fixtures_to_the_same_trees_and_configs() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
-    let _ = Kiln::new;
+
+    // A kiln-built image, saved and loaded into docker, runs there as under `kiln run`.
+    for format in ["oci", "docker"] {
+        let fixture = builds::fixtures()
+            .into_iter()
+            .find(|f| f.name == "run-basic")
+            .unwrap();
+        let tag = format!("kiln-built-{format}:1");
+        kiln.ok(&[
+            "build",
+            "-q",
+            "--format",
+            format,
+            "-t",
+            &tag,
+            fixture.dir.to_str().unwrap(),
+        ]);
+        let ours = kiln.ok(&["run", "--rm", "--network", "none", &tag]);
+        let archive = kiln.scratch(&format!("{format}.tar"));
+        kiln.ok(&["save", "-o", archive.to_str().unwrap(), &tag]);
+        let mut load = docker(&d);
+        load.args(["load", "-i", archive.to_str().unwrap()]);
+        ok(load);
+        let mut run = docker(&d);
+        run.args(["run", "--rm", "--network", "none", &tag]);
+        assert_eq!(ok(run), ours, "{format}");
+        assert_eq!(ours, "hello world\n");
+    }
 }
