@@ -58,7 +58,7 @@ use std::{path::PathBuf, process::ExitStatus};
 pub use caps::{DEFAULT as DEFAULT_CAPABILITIES, default_mask as default_capability_mask};
 pub use container::SetupError;
 pub use init::{INIT_ARG, init_main};
-pub use parent::{Sandbox, Stopper, run, spawn};
+pub use parent::{Sandbox, Stopper, run, spawn, spawn_with_output};
 pub use seccomp::{FilterError, blocked_names as seccomp_blocked, default_filter};
 pub use spec::{DEFAULT_PATH, Network, Outcome, Spec, Status, User, default_hosts, host_path};
 pub use user::{UserError, resolve_user};

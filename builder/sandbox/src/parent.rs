@@ -76,6 +76,17 @@ pub fn run(spec: &Spec, kiln_exe: &Path) -> Result<Outcome, Error> {
 /// Starts `spec` in a sandbox. The thread that calls this must outlive the sandbox (see
 /// [`run`]): call [`Sandbox::wait`] from it.
 pub fn spawn(spec: &Spec, kiln_exe: &Path) -> Result<Sandbox, Error> {
+    spawn_with_output(spec, kiln_exe, None)
+}
+
+/// [`spawn`], with the command's stdout and stderr both going to `output` (the write end
+/// of a pipe the caller reads, to show the output and keep its last lines) instead of
+/// this process's own.
+pub fn spawn_with_output(
+    spec: &Spec,
+    kiln_exe: &Path,
+    output: Option<OwnedFd>,
+) -> Result<Sandbox, Error> {
     spec.validate().map_err(Error::InvalidSpec)?;
     let json = serde_json::to_vec(spec).map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let (spec_r, spec_w) = pipe()?;
@@ -88,6 +99,10 @@ pub fn spawn(spec: &Spec, kiln_exe: &Path) -> Result<Sandbox, Error> {
         .arg(INIT_ARG)
         .arg(spec_fd.to_string())
         .arg(report_fd.to_string());
+    if let Some(fd) = output {
+        let copy = fd.try_clone().map_err(Error::Io)?;
+        command.stdout(copy).stderr(fd);
+    }
     // SAFETY: between fork and exec only async-signal-safe calls (fcntl, prctl, getppid).
     unsafe {
         command.pre_exec(move || {

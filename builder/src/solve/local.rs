@@ -13,7 +13,10 @@ use std::{
 
 use kiln_store::{BlobStore, Compression, Descriptor, Digest, ImageStore, LayerOptions, Platform};
 
-use super::{BaseImage, CopyOp, ImageState, Op, RunOp, Worker, WorkerError, copy, worker::Network};
+use super::{
+    BaseImage, CopyOp, ImageState, Op, RunOp, Worker, WorkerError, copy, output::StepOutput,
+    worker::Network,
+};
 use crate::{
     cache::LayerRecord,
     context::Dockerignore,
@@ -36,6 +39,8 @@ pub struct LocalWorker<'a> {
     /// Pull every base image once even when the store has it (`--pull`).
     pub pull_always: bool,
     pub puller: &'a mut Puller<'a>,
+    /// Show no step output (it is still kept for a failure's message).
+    pub quiet: bool,
     /// Set when the build is asked to stop (SIGINT): no further step starts.
     pub stop: Option<&'a AtomicBool>,
     bases: HashMap<String, BaseImage>,
@@ -66,6 +71,7 @@ impl<'a> LocalWorker<'a> {
             platform: Platform::host(),
             pull_always,
             puller,
+            quiet: false,
             stop: None,
             bases: HashMap::new(),
         }
@@ -126,8 +132,13 @@ impl<'a> LocalWorker<'a> {
             // docker build gives a step the host's resolvers.
             spec.resolv_conf = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         }
-        let outcome = kiln_sandbox::run(&spec, &self.kiln_exe)
-            .map_err(|e| WorkerError::new(e.to_string()))?;
+        let (output, writer) = StepOutput::start(self.quiet)
+            .map_err(|e| WorkerError::new(format!("a pipe for the step's output: {e}")))?;
+        let outcome = kiln_sandbox::spawn_with_output(&spec, &self.kiln_exe, Some(writer))
+            .and_then(|sandbox| sandbox.wait())
+            .map_err(|e| WorkerError::new(e.to_string()));
+        let tail = output.finish();
+        let outcome = outcome?;
         // Mount points the sandbox had to create are not the step's doing.
         for created in outcome.created.iter().rev() {
             let path = kiln_sandbox::host_path(root, created);
@@ -148,6 +159,7 @@ impl<'a> LocalWorker<'a> {
                     shell_words(&run.argv)
                 ),
                 exit_code: Some(code),
+                output: tail,
             });
         }
         Ok(())

@@ -9,6 +9,7 @@ mod copy;
 mod created;
 mod export;
 mod local;
+mod output;
 mod step;
 mod worker;
 
@@ -121,6 +122,8 @@ pub struct SolveError {
     pub line: usize,
     pub message: String,
     pub exit_code: Option<i32>,
+    /// The last lines a failed RUN printed.
+    pub output: Vec<String>,
 }
 
 impl SolveError {
@@ -129,6 +132,16 @@ impl SolveError {
             line,
             message: e.message,
             exit_code: e.exit_code,
+            output: e.output,
+        }
+    }
+
+    pub(crate) fn plain(line: usize, message: String) -> SolveError {
+        SolveError {
+            line,
+            message,
+            exit_code: None,
+            output: Vec::new(),
         }
     }
 }

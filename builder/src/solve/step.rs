@@ -197,10 +197,8 @@ impl StageRun<'_> {
             }
             k if metadata::is_metadata(k) => {
                 let applied = metadata::apply(&mut next.config, &mut next.stage, instruction)
-                    .map_err(|e| SolveError {
-                        line,
-                        message: format!("{}: {}", k.as_str(), e.message),
-                        exit_code: None,
+                    .map_err(|e| {
+                        SolveError::plain(line, format!("{}: {}", k.as_str(), e.message))
                     })?;
                 let key = parent.then(&[("config", &summary)]);
                 match applied.mkdir {
@@ -219,11 +217,10 @@ impl StageRun<'_> {
                     None => Ok((key, Action::Config(applied.created_by))),
                 }
             }
-            other => Err(SolveError {
+            other => Err(SolveError::plain(
                 line,
-                message: format!("{} cannot appear inside a stage", other.as_str()),
-                exit_code: None,
-            }),
+                format!("{} cannot appear inside a stage", other.as_str()),
+            )),
         }
     }
 

@@ -69,6 +69,7 @@ impl Worker for Fake {
                     return Err(WorkerError {
                         message: "exited with code 3".into(),
                         exit_code: Some(3),
+                        output: Vec::new(),
                     });
                 }
                 format!("run {} env={}", run.argv.join(" "), run.env.join(","))

@@ -80,6 +80,8 @@ pub enum Op<'a> {
 pub struct WorkerError {
     pub message: String,
     pub exit_code: Option<i32>,
+    /// The last lines a failed command printed.
+    pub output: Vec<String>,
 }
 
 impl WorkerError {
@@ -87,6 +89,7 @@ impl WorkerError {
         WorkerError {
             message: message.into(),
             exit_code: None,
+            output: Vec::new(),
         }
     }
 }

@@ -176,6 +176,7 @@ pub fn build(root: &Path, args: &Args) -> Result<()> {
         &mut puller,
     );
     worker.stop = Some(&STOP);
+    worker.quiet = choices.mode == Mode::Quiet;
     catch_signals();
     let solve_options = SolveOptions {
         no_cache: args.no_cache,
@@ -191,12 +192,19 @@ pub fn build(root: &Path, args: &Args) -> Result<()> {
         &mut display,
     )
     .map_err(|e| {
-        let message = e.message.clone();
-        if e.line == 0 {
-            anyhow!(message)
+        let mut text = if e.line == 0 {
+            e.message.clone()
         } else {
-            anyhow!("{}", parsed.error_at(&file, (e.line, e.line), "", message))
+            let located = parsed.error_at(&file, (e.line, e.line), "", e.message.clone());
+            located.to_string().trim_end().to_string()
+        };
+        if !e.output.is_empty() {
+            text.push_str("\nthe last lines it printed:");
+            for line in &e.output {
+                text.push_str(&format!("\n  {line}"));
+            }
         }
+        anyhow!(text)
     })?;
     if STOP.load(Ordering::SeqCst) {
         bail!("the build was interrupted");
