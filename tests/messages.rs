@@ -350,9 +350,22 @@ fn the_quickstart_says_what_it_printed_and_how_to_go_on() {
         .env("QUICKSTART_KILN", env!("CARGO_BIN_EXE_kiln"))
         .env("QUICKSTART_OUT", &out_dir)
         .env("KILN_ROOT", kiln.root())
+        .env("QUICKSTART_PORT", free_port().to_string())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The app was built, ran, was served and pulled back.
+    for line in [
+        "hello, world, from kiln 1.0 (running as nobody)",
+        "hello, kiln-user, from kiln 1.0 (running as nobody)",
+        "served: {\"name\":\"demo/hello\",\"tags\":[\"1\"]}",
+        "hello, registry, from kiln 1.0 (running as nobody)",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no {line:?} in:\n{stdout}"
+        );
+    }
     assert!(
         out.status.success(),
         "{stdout}{}",
