@@ -353,3 +353,60 @@ fn source_date_epoch_makes_builds_reproducible() {
     let config: serde_json::Value = serde_json::from_str(&kiln.ok(&["inspect", "r:1"])).unwrap();
     assert_eq!(config[0]["Config"]["created"], "2023-11-14T22:13:20Z");
 }
+
+#[test]
+fn the_context_or_the_dockerfile_alone_can_come_on_stdin() {
+    let kiln = with_busybox_as("busybox");
+    let dir = context(
+        &kiln,
+        "piped",
+        "FROM busybox\nCOPY hello.txt /hello.txt\n",
+        &[("hello.txt", "from a tar")],
+    );
+    // A gzip'd tar of the context.
+    let bytes = std::process::Command::new("sh")
+        .args(["-c", &format!("tar -C {} -c . | gzip -c", dir.display())])
+        .output()
+        .unwrap()
+        .stdout;
+    kiln.ok_stdin(&["build", "-q", "-t", "piped:1", "-"], &bytes);
+    assert_eq!(
+        kiln.ok(&["run", "--rm", "piped:1", "cat", "/hello.txt"]),
+        "from a tar"
+    );
+    // A Dockerfile alone: the context is empty.
+    kiln.ok_stdin(
+        &["build", "-q", "-t", "piped:2", "-"],
+        b"FROM busybox\nRUN echo alone > /alone\n",
+    );
+    assert_eq!(
+        kiln.ok(&["run", "--rm", "piped:2", "cat", "/alone"]),
+        "alone\n"
+    );
+    let out = kiln
+        .cmd()
+        .args(["build", "-q", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"FROM busybox\nCOPY x /x\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Dockerfile (stdin):2:1") && err.contains("\"x\""),
+        "{err}"
+    );
+    // The temporary context went with the build.
+    let left: Vec<_> = fs::read_dir(kiln.root().join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -15,7 +15,10 @@ use kiln_builder::{
     solve::{Clock, Format, LocalWorker, Network, SolveOptions, solve, store_image},
 };
 use kiln_registry::copy::transport::Transport;
-use kiln_store::{Compression, ImageStore, Platform, Reference};
+use kiln_store::{
+    Compression, ImageStore, Platform, Reference, UnpackMode, UnpackOptions, looks_like_tar,
+    open_tar_stream, sniff, unpack_tar,
+};
 
 use super::{
     Args, StoreImages,
@@ -121,6 +124,16 @@ fn choices(args: &Args) -> Result<Choices> {
 
 pub fn build(root: &Path, args: &Args) -> Result<()> {
     let choices = choices(args)?;
+    // `kiln build -`: the context (or a Dockerfile alone) on standard input.
+    let stdin_context = if args.context == Path::new("-") {
+        Some(context_from_stdin(root, args)?)
+    } else {
+        None
+    };
+    let args: &Args = match &stdin_context {
+        Some((_dir, args)) => args,
+        None => args,
+    };
     if !args.context.is_dir() {
         bail!(
             "the build context {} does not exist or is not a directory",
@@ -230,6 +243,52 @@ pub fn build(root: &Path, args: &Args) -> Result<()> {
         println!("{}", stored.id);
     }
     Ok(())
+}
+
+/// `kiln build -`: standard input holds a tar of the context (unpacked into a temporary
+/// directory under the store, refusing entries that leave it) or a Dockerfile alone (the
+/// context is then an empty directory). The directory is removed when the build ends.
+fn context_from_stdin(root: &Path, args: &Args) -> Result<(tempfile::TempDir, Args)> {
+    if args.file.as_deref() == Some(Path::new("-")) {
+        bail!("the context and the Dockerfile cannot both come from standard input (-f - with -)");
+    }
+    let staging = root.join("tmp");
+    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("context-")
+        .tempdir_in(&staging)
+        .with_context(|| format!("creating a context directory in {}", staging.display()))?;
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context)?;
+    let stdin = std::io::stdin();
+    // `input` reads the whole input again, the sniffed prefix included.
+    let (prefix, input) = sniff(stdin).context("reading the context from standard input")?;
+    let compressed =
+        prefix.starts_with(&[0x1f, 0x8b]) || prefix.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+    let mut args = args.clone();
+    if compressed || looks_like_tar(&prefix) {
+        let (_, tar) = open_tar_stream(input, "the context on standard input")?;
+        unpack_tar(
+            tar,
+            &context,
+            &UnpackOptions::new(UnpackMode::Applied),
+            "the context on standard input",
+        )?;
+        let inside = args.file.clone().unwrap_or_else(|| "Dockerfile".into());
+        // As docker: -f names a file inside the context tar.
+        args.file = Some(context.join(&inside));
+        args.dockerfile_name = Some(format!("{} (from the context on stdin)", inside.display()));
+    } else {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut { input }, &mut text)
+            .context("reading the Dockerfile from standard input")?;
+        let file = dir.path().join("Dockerfile");
+        std::fs::write(&file, text)?;
+        args.file = Some(file);
+        args.dockerfile_name = Some("Dockerfile (stdin)".into());
+    }
+    args.context = context;
+    Ok((dir, args))
 }
 
 /// The images the needed stages start from.

@@ -33,10 +33,11 @@ use crate::output::human_size;
 /// --print=outline shows the plan instead of building.
 ///
 /// Example:  kiln build -t app:1 --build-arg VERSION=1.2 .
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The build context directory
+    /// The build context directory; - reads a tar of it (plain, gzip or zstd) from
+    /// standard input, or a Dockerfile alone (then the context is empty)
     context: PathBuf,
 
     /// The Dockerfile (- for standard input) [default: CONTEXT/Dockerfile]
@@ -102,6 +103,10 @@ pub struct Args {
 
     #[command(flatten)]
     registry: RegistryFlags,
+
+    /// What errors call the Dockerfile when it is not a file the user named (`kiln build -`).
+    #[arg(skip)]
+    dockerfile_name: Option<String>,
 }
 
 /// Base images' ONBUILD triggers, from the images kiln's store holds (a base that is not
@@ -134,7 +139,10 @@ fn parse_dockerfile(args: &Args) -> Result<(String, dockerfile::Dockerfile)> {
         .file
         .clone()
         .unwrap_or_else(|| args.context.join("Dockerfile"));
-    let (name, text) = read_dockerfile(&path)?;
+    let (mut name, text) = read_dockerfile(&path)?;
+    if let Some(given) = &args.dockerfile_name {
+        name = given.clone();
+    }
     match dockerfile::parse(&name, &text) {
         Ok(p) => Ok((name, p)),
         Err(e) => bail!("{e}"),
