@@ -383,22 +383,8 @@ fn the_context_or_the_dockerfile_alone_can_come_on_stdin() {
         kiln.ok(&["run", "--rm", "piped:2", "cat", "/alone"]),
         "alone\n"
     );
-    let out = kiln
-        .cmd()
-        .args(["build", "-q", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"FROM busybox\nCOPY x /x\n")?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let out = kiln.run_stdin(&["build", "-q", "-"], b"FROM busybox\nCOPY x /x\n");
+    assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("Dockerfile (stdin):2:1") && err.contains("\"x\""),

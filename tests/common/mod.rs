@@ -74,6 +74,17 @@ impl Kiln {
 
     /// Run with bytes on stdin, require success, return stdout.
     pub fn ok_stdin(&self, args: &[&str], input: &[u8]) -> Vec<u8> {
+        let out = self.run_stdin(args, input);
+        assert!(
+            out.status.success(),
+            "kiln {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Run with bytes on stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
         let mut child = self
             .cmd()
             .args(args)
@@ -89,12 +100,7 @@ impl Kiln {
         });
         let out = child.wait_with_output().unwrap();
         feeder.join().unwrap();
-        assert!(
-            out.status.success(),
-            "kiln {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        out
     }
 
     /// Run, require failure, return stderr.
