@@ -88,6 +88,21 @@ fn the_cache_reruns_what_reads_a_change_and_what_follows() {
 #[test]
 fn run_steps_are_sandboxed() {
     let kiln = with_busybox_as("busybox");
+    // A host directory the step tries to write into: it lands in the step's own tree.
+    let host_dir = kiln.scratch("host-side");
+    fs::create_dir_all(&host_dir).unwrap();
+    let dockerfile = format!(
+        "FROM busybox\nRUN mkdir -p {host} && touch {host}/pwned && ls /proc/1/root/ > /dev/null\n",
+        host = host_dir.display()
+    );
+    let dir = context(&kiln, "escape", &dockerfile, &[]);
+    let (ok, _, err) = build(&kiln, &dir, &[]);
+    assert!(ok, "{err}");
+    assert!(
+        !host_dir.join("pwned").exists(),
+        "a RUN wrote into the host"
+    );
+
     let dockerfile = "FROM busybox\n\
 RUN ps -o pid= > /ps.txt; grep CapEff /proc/self/status > /caps.txt; \
 (mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo refused) > /mount.txt; \
