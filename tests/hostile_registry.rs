@@ -1,12 +1,13 @@
 //! kiln's registry client against registries that misbehave on purpose: scripted servers
-//! on 127.0.0.1 (tests/common/scripted.rs) that send credentials elsewhere, send without
-//! end, go silent or drip, take upload chunks without keeping them, and fan indexes out.
+//! on 127.0.0.1 (tests/common/scripted.rs) that send without end, go silent or drip, take
+//! upload chunks without keeping them, and fan indexes out (credentials sent elsewhere:
+//! hostile_credentials.rs).
 //! Every command runs under a time limit, every server sends a bounded amount.
 
 mod common;
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Output,
     sync::{
         Arc,
@@ -15,262 +16,15 @@ use std::{
     time::Duration,
 };
 
-use base64::Engine as _;
 use common::{
     Kiln,
+    hostile::{TIMEOUTS, failed, kiln_run, kiln_with_image, succeeded},
     scripted::{
-        Documents, INDEX, MANIFEST, Scripted, Seen, TestImage, docker_config, drip, flood,
-        index_of, nested, now, reply, run_within, serve_documents, sha256,
+        Documents, INDEX, MANIFEST, Scripted, Seen, TestImage, drip, flood, index_of, nested, now,
+        reply, serve_documents, sha256,
     },
-    tar_of_files,
 };
 use futures::FutureExt as _;
-
-/// No command here should take long; one that does is waiting forever.
-const LIMIT: Duration = Duration::from_secs(90);
-/// Short timeouts, so that the timeout tests run in seconds.
-const TIMEOUTS: [&str; 4] = ["--connect-timeout", "1s", "--read-timeout", "2s"];
-
-fn basic(user: &str, password: &str) -> String {
-    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Basic {pair}")
-}
-
-/// Run kiln with `docker_config` as its credentials directory (an empty one if none).
-fn kiln_run(kiln: &Kiln, docker_config: Option<&Path>, args: &[&str]) -> Output {
-    let empty = kiln.scratch("docker-empty");
-    let mut cmd = kiln.cmd();
-    cmd.env("DOCKER_CONFIG", docker_config.unwrap_or(&empty))
-        .args(args);
-    run_within(cmd, LIMIT)
-}
-
-fn succeeded(out: &Output, what: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{what} failed:\n{stderr}");
-}
-
-fn failed(out: &Output, what: &str) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "{what} succeeded but should not have"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    eprintln!("{what}:\n{stderr}");
-    stderr
-}
-
-/// A store holding one small image, `app:1`, whose layer is `size` bytes of data.
-fn kiln_with_image(size: usize) -> Kiln {
-    let kiln = Kiln::new();
-    let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
-    let tar = kiln.file("rootfs.tar", &tar_of_files(&[("data.bin".into(), data)]));
-    kiln.ok(&["import", "--compression", "none", &tar, "app:1"]);
-    kiln
-}
-
-/// A registry that takes pushes: HEAD says no blob, POST opens a session whose Location
-/// `location` makes, PUT of a manifest succeeds. Anything needs `auth` when given.
-fn push_target(
-    server: &Scripted,
-    auth: Option<String>,
-    location: impl Fn() -> String + Send + Sync + 'static,
-) {
-    server.script(move |seen: Seen| {
-        if let Some(auth) = &auth
-            && seen.authorization().as_deref() != Some(auth.as_str())
-        {
-            return now(reply(401, &[("www-authenticate", "Basic realm=\"a\"")], ""));
-        }
-        let path = seen.path().to_string();
-        now(match seen.method.as_str() {
-            "HEAD" | "GET" if path == "/v2/" => reply(200, &[], ""),
-            "HEAD" => reply(404, &[], ""),
-            "POST" if path.ends_with("/blobs/uploads/") => {
-                reply(202, &[("location", &location())], "")
-            }
-            "PUT" if path.contains("/manifests/") => {
-                reply(201, &[("docker-content-digest", &sha256(&seen.body))], "")
-            }
-            _ => reply(404, &[], ""),
-        })
-    });
-}
-
-// Point 3 (a): an upload Location on another host gets no credentials.
-#[test]
-fn upload_location_on_another_host_gets_no_credentials() {
-    let kiln = kiln_with_image(4096);
-    let config = kiln.scratch("docker");
-    let (user, password) = ("ci", "s3cret");
-
-    // B takes the upload without asking for anything.
-    let a = Scripted::new();
-    let b = Scripted::new();
-    docker_config(&config, &a.addr, user, password);
-    let b_addr = b.addr.clone();
-    push_target(&a, Some(basic(user, password)), move || {
-        format!("http://{b_addr}/upload/1")
-    });
-    b.script(|seen: Seen| {
-        now(match seen.method.as_str() {
-            "PUT" => reply(201, &[], ""),
-            _ => reply(404, &[], ""),
-        })
-    });
-    let out = kiln_run(
-        &kiln,
-        Some(&config),
-        &["push", "app:1", &format!("{}/team/app:1", a.addr)],
-    );
-    succeeded(&out, "push with uploads on another host");
-    assert!(b.count("PUT", "/upload/1") >= 2, "{:?}", b.seen());
-    assert_eq!(
-        b.authorizations(),
-        Vec::<String>::new(),
-        "B got credentials"
-    );
-    assert!(
-        a.authorizations()
-            .iter()
-            .all(|h| *h == basic(user, password)),
-        "A got something other than its own credentials"
-    );
-
-    // B asks for credentials: refused with a clear message, still none sent.
-    let a = Scripted::new();
-    let b = Scripted::new();
-    docker_config(&config, &a.addr, user, password);
-    let b_addr = b.addr.clone();
-    push_target(&a, Some(basic(user, password)), move || {
-        format!("http://{b_addr}/upload/1")
-    });
-    b.script(|_| now(reply(401, &[("www-authenticate", "Basic realm=\"b\"")], "")));
-    let out = kiln_run(
-        &kiln,
-        Some(&config),
-        &["push", "app:1", &format!("{}/team/app:1", a.addr)],
-    );
-    let stderr = failed(&out, "push whose upload host wants credentials");
-    assert!(
-        stderr.contains(&b.addr) && stderr.contains("asks for credentials"),
-        "{stderr}"
-    );
-    assert_eq!(
-        b.authorizations(),
-        Vec::<String>::new(),
-        "B got credentials"
-    );
-
-    // Not http or https: refused before anything is sent there.
-    let a = Scripted::new();
-    docker_config(&config, &a.addr, user, password);
-    push_target(&a, Some(basic(user, password)), || {
-        "ftp://127.0.0.1:1/upload/1".into()
-    });
-    let out = kiln_run(
-        &kiln,
-        Some(&config),
-        &["push", "app:1", &format!("{}/team/app:1", a.addr)],
-    );
-    let stderr = failed(&out, "push to an ftp Location");
-    assert!(
-        stderr.contains("ftp:") && stderr.contains("only http and https"),
-        "{stderr}"
-    );
-}
-
-// Point 3 (b): a redirect to another host carries no credentials, and a challenge from
-// there is never answered with them (nor a token from there sent back).
-#[test]
-fn redirects_to_another_host_get_no_credentials() {
-    let kiln = Kiln::new();
-    let config = kiln.scratch("docker");
-    let (user, password) = ("ci", "s3cret");
-    let image = Arc::new(TestImage::new(&[("hello.txt".into(), b"hello".to_vec())]));
-
-    // A needs Basic and redirects blob GETs to B, which serves them (a CDN): reqwest must
-    // drop A's Authorization on the way.
-    let a = Scripted::new();
-    let b = Scripted::new();
-    docker_config(&config, &a.addr, user, password);
-    let (b_addr, served) = (b.addr.clone(), image.clone());
-    a.script(move |seen: Seen| {
-        if seen.authorization() != Some(basic(user, password)) {
-            return now(reply(401, &[("www-authenticate", "Basic realm=\"a\"")], ""));
-        }
-        if let Some(digest) = seen.path().split("/blobs/").nth(1) {
-            let to = format!("http://{b_addr}/cdn/{digest}");
-            return now(reply(307, &[("location", &to)], ""));
-        }
-        now(served.serve(&seen).unwrap_or_else(|| reply(200, &[], "")))
-    });
-    let served = image.clone();
-    b.script(move |seen: Seen| {
-        let digest = seen.path().trim_start_matches("/cdn/");
-        now(match served.blobs.get(digest) {
-            Some(blob) => reply(200, &[], blob.clone()),
-            None => reply(404, &[], ""),
-        })
-    });
-    let out = kiln_run(
-        &kiln,
-        Some(&config),
-        &["pull", &format!("{}/team/app:1", a.addr)],
-    );
-    succeeded(&out, "pull with blobs redirected to another host");
-    assert_eq!(b.count("GET", "/cdn/"), 2, "{:?}", b.seen());
-    assert_eq!(
-        b.authorizations(),
-        Vec::<String>::new(),
-        "B got A's credentials"
-    );
-
-    // A redirects (without asking for anything) to B, which challenges with a token
-    // realm of its own: kiln must neither send A's credentials to B's token service nor
-    // B's token to A.
-    let a = Scripted::new();
-    let b = Scripted::new();
-    docker_config(&config, &a.addr, user, password);
-    let b_addr = b.addr.clone();
-    a.script(move |seen: Seen| {
-        now(match seen.path() {
-            "/v2/" => reply(200, &[], ""),
-            path => reply(307, &[("location", &format!("http://{b_addr}{path}"))], ""),
-        })
-    });
-    let b_addr = b.addr.clone();
-    b.script(move |seen: Seen| {
-        now(if seen.path() == "/token" {
-            reply(
-                200,
-                &[("content-type", "application/json")],
-                r#"{"token":"b-token"}"#,
-            )
-        } else {
-            let realm = format!("Bearer realm=\"http://{b_addr}/token\",service=\"b\"");
-            reply(401, &[("www-authenticate", &realm)], "")
-        })
-    });
-    let out = kiln_run(
-        &kiln,
-        Some(&config),
-        &["pull", &format!("{}/team/app:1", a.addr)],
-    );
-    let stderr = failed(&out, "pull redirected to a host that wants credentials");
-    assert!(
-        stderr.contains(&b.addr) && stderr.contains("asks for credentials"),
-        "{stderr}"
-    );
-    assert_eq!(b.count("GET", "/token"), 0, "B's token service was asked");
-    assert_eq!(
-        b.authorizations(),
-        Vec::<String>::new(),
-        "B got credentials"
-    );
-    assert_eq!(a.authorizations(), Vec::<String>::new(), "A got B's token");
-}
 
 // Point 4: bodies read whole are capped, and kiln stops reading.
 #[test]

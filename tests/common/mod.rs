@@ -5,6 +5,7 @@
 
 pub mod builds;
 pub mod docker;
+pub mod hostile;
 pub mod http;
 pub mod scripted;
 pub mod servers;
