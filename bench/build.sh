@@ -20,8 +20,9 @@
 #   cached  the same build again, nothing changed: every step a cache hit
 #   touched the content of one source file changed (a new line each run), then a build:
 #           the COPY that reads it and every step after it run again
-# Then kiln's peak RSS (`/usr/bin/time -v`) building `COPY big /big` of BIG_MIB MiB of
-# random bytes. Ratios are the peer's time over kiln's (above 1: kiln is faster).
+# Then `COPY big /big` of BIG_MIB MiB of random bytes, one build per tool, with kiln's
+# peak RSS (`/usr/bin/time -v`). Ratios are the peer's time over kiln's (above 1: kiln
+# is faster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LC_ALL=C # EPOCHREALTIME with a '.'
@@ -111,24 +112,32 @@ docker_fresh() {
     "${D[@]}" builder prune -af >/dev/null
 }
 
-# The three builds, quiet; each tool's output kept for when one fails.
-build_kiln() { "$KILN" build -q --network none -t "$APP" "$work/ctx-kiln"; }
+# The builds, quiet: build_TOOL CONTEXT TAG [kiln's own flags…]. KWRAP runs kiln under
+# /usr/bin/time when set.
+KWRAP=()
+build_kiln() {
+    local ctx=$1 tag=$2
+    shift 2
+    "${KWRAP[@]}" "$KILN" build -q --network none "$@" -t "$tag" "$ctx"
+}
 # buildah refuses --network none with chroot isolation: it runs in a network namespace of
 # its own instead (only lo), which gives its RUN steps the same view.
 build_buildah() {
-    unshare --net "${B[@]}" bud -q --isolation chroot --layers --pull=never \
-        -t "$APP" "$work/ctx-buildah"
+    unshare --net "${B[@]}" bud -q --isolation chroot --layers --pull=never -t "$2" "$1"
 }
-build_docker() { "${D[@]}" build -q --network none -t "$APP" "$work/ctx-docker"; }
+build_docker() { "${D[@]}" build -q --network none -t "$2" "$1"; }
 
-# timed TOOL: one build, prints its wall seconds (bash's clock: no fork in the timing).
+# timed TOOL [CONTEXT TAG [flags…]]: one build (the fixture unless told), prints its wall
+# seconds (bash's clock: no fork inside the timing). A failed build stops the bench.
 timed() {
-    local t0 t1
+    local tool=$1 t0 t1
+    shift
+    [ $# -gt 0 ] || set -- "$work/ctx-$tool" "$APP"
     sync
     t0=$EPOCHREALTIME
-    if ! "build_$1" >"$work/out" 2>&1; then
+    if ! "build_$tool" "$@" >"$work/out" 2>&1; then
         cat "$work/out" >&2
-        echo "build.sh: the $1 build failed" >&2
+        echo "build.sh: the $tool build failed" >&2
         exit 1
     fi
     t1=$EPOCHREALTIME
@@ -148,6 +157,7 @@ touch_one() { echo "changed $2" >>"$work/ctx-$1/src/part07.txt"; }
 
 median() { sort -n | sed -n "$(((RUNS + 1) / 2))p"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / (b > 0 ? b : 0.001) }'; }
+rss() { awk -F': ' '/Maximum resident set size/ { print int($2 / 1024) }' "$1"; } # MiB
 declare -A times
 tools=(kiln buildah docker)
 for i in $(seq "$RUNS"); do
@@ -202,19 +212,30 @@ echo "all three images hold the same /srv/app.gz: sha256 $(echo "$sums" | tr ' '
 # kiln and the processes it waited for (the sandbox helper and the RUN's processes).
 rm -rf "$KILN_ROOT"
 "$KILN" import "$work/busybox-rootfs.tar" "$BASE" >/dev/null
-/usr/bin/time -v -o "$work/time-cold" "$KILN" build -q --network none -t "$APP" "$work/ctx-kiln" >/dev/null
-cold_rss=$(awk -F': ' '/Maximum resident set size/ { print int($2 / 1024) }' "$work/time-cold")
+KWRAP=(/usr/bin/time -v -o "$work/time-cold")
+timed kiln >/dev/null
+KWRAP=()
 echo
-echo "kiln build, the fixture cold: peak RSS $cold_rss MiB (kiln or a child, whichever is larger)"
+echo "kiln build, the fixture cold: peak RSS $(rss "$work/time-cold") MiB (kiln or a child, whichever is larger)"
 
-# kiln's peak RSS building a COPY of BIG_MIB MiB of random bytes. The build has no RUN,
-# so kiln starts no sandbox helper and ru_maxrss is kiln's own.
+# A COPY of BIG_MIB MiB of random bytes, one build per tool (the file new to each), and
+# kiln's peak RSS in it. The build has no RUN, so kiln starts no child process (threads
+# only) and ru_maxrss is kiln's own. Once more with --compress zstd.
 mkdir -p "$work/big"
 head -c $((BIG_MIB << 20)) /dev/urandom >"$work/big/big"
 printf 'FROM %s\nCOPY big /big\n' "$BASE" >"$work/big/Dockerfile"
-sync
-/usr/bin/time -v -o "$work/time-big" "$KILN" build -q --network none -t docker.io/bench/big:1 "$work/big" >/dev/null
-rss=$(awk -F': ' '/Maximum resident set size/ { print int($2 / 1024) }' "$work/time-big")
-wall=$(awk -F'): ' '/Elapsed \(wall clock\)/ { print $2 }' "$work/time-big")
+declare -A big
+KWRAP=(/usr/bin/time -v -o "$work/time-big")
+big[kiln]=$(timed kiln "$work/big" docker.io/bench/big:1)
+KWRAP=(/usr/bin/time -v -o "$work/time-zstd")
+big[zstd]=$(timed kiln "$work/big" docker.io/bench/big:1 --no-cache --compress zstd)
+KWRAP=()
+big[buildah]=$(timed buildah "$work/big" docker.io/bench/big:1)
+big[docker]=$(timed docker "$work/big" docker.io/bench/big:1)
 echo
-echo "kiln build, COPY of $BIG_MIB MiB: peak RSS $rss MiB, wall $wall"
+echo "| COPY of $BIG_MIB MiB of random bytes, one build | kiln s | buildah 1.28 s | BuildKit (docker 20.10) s | buildah/kiln | BuildKit/kiln |"
+echo "| --- | --- | --- | --- | --- | --- |"
+echo "| default (kiln: gzip layers) | ${big[kiln]} | ${big[buildah]} | ${big[docker]} | $(ratio "${big[buildah]}" "${big[kiln]}") | $(ratio "${big[docker]}" "${big[kiln]}") |"
+echo "| kiln --compress zstd | ${big[zstd]} | | | $(ratio "${big[buildah]}" "${big[zstd]}") | $(ratio "${big[docker]}" "${big[zstd]}") |"
+echo
+echo "kiln peak RSS, COPY of $BIG_MIB MiB: $(rss "$work/time-big") MiB (gzip), $(rss "$work/time-zstd") MiB (--compress zstd)"
