@@ -30,13 +30,18 @@ use super::{
 /// overlayfs refuses more lower directories than this (OVL_MAX_STACK).
 pub const OVERLAY_MAX_LOWERS: usize = 500;
 /// Options after the lower directories, at their longest.
-const FIXED_OPTIONS: &str = "lowerdir=,upperdir=/proc/self/fd/1234567,workdir=/proc/self/fd/1234567,userxattr,index=off,redirect_dir=nofollow,metacopy=off";
+const FIXED_OPTIONS: &str = "lowerdir=,upperdir=/proc/self/fd/1234567,workdir=/proc/self/fd/1234567,userxattr,index=off,redirect_dir=nofollow,metacopy=off,volatile";
 /// What one more lower directory adds to the options, named as `/proc/self/fd/N:`.
 const FD_LOWER_LEN: usize = "/proc/self/fd/1234567:".len();
 /// Options that keep the upper directory a plain diff: no inode index, no redirects, no
 /// metadata-only copy-ups (all three put content the diff cannot see in the lower dirs).
 /// `nofollow`, not `off`: with `userxattr` the kernel refuses anything that follows.
 const PLAIN_UPPER: &str = ",index=off,redirect_dir=nofollow,metacopy=off";
+/// No sync of the upper directory on unmount (an unmount otherwise syncs the whole file
+/// system below it, the largest cost of a short step). Safe here: a step's layer is
+/// written and synced as a blob before the unmount, and a crash mid-step throws the
+/// scratch directory away (Linux 5.10+; older kernels mount without it).
+const VOLATILE: &str = ",volatile";
 
 #[derive(Debug)]
 enum Kind {
@@ -210,8 +215,10 @@ impl SnapshotStore {
 
         let xattrs = self.options().overlay_xattrs;
         let mut mounted = Err(io::Error::from_raw_os_error(libc::EINVAL));
-        // Older kernels refuse the options that keep the upper dir plain: retry without.
-        for extra in [PLAIN_UPPER, ""] {
+        // Older kernels refuse `volatile`, or the options that keep the upper dir plain:
+        // retry without.
+        let volatile = format!("{PLAIN_UPPER}{VOLATILE}");
+        for extra in [volatile.as_str(), PLAIN_UPPER, ""] {
             let options = self.overlay_options(&lowers, &upper, &work, xattrs, extra)?;
             mounted = sys::mount_overlay(&merged, &options.text);
             if !matches!(&mounted, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
