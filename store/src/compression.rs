@@ -248,6 +248,8 @@ fn gzp_error(e: gzp::GzpError) -> io::Error {
 /// level 6's speed. zstd level 3 (its default) with a worker per core.
 pub const GZIP_LEVEL: u32 = 2;
 pub const ZSTD_LEVEL: i32 = 3;
+/// Bytes of input per zstd worker job (see `Encoder::new`).
+pub const ZSTD_JOB_SIZE: u32 = 2 << 20;
 
 impl<W: Write + Send + 'static> Encoder<W> {
     /// Like `new`, with gzip on every core (`ParallelGzip`); for writers it can own.
@@ -271,6 +273,11 @@ impl<W: Write> Encoder<W> {
                 let mut enc = zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?;
                 let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
                 enc.multithread(workers as u32)?;
+                // zstd's default job is 4 windows (8 MiB at level 3), and every worker
+                // holds a job's input and output plus queued ones: ~120 MiB of RSS for a
+                // big layer on two cores. 2 MiB jobs keep it a quarter of that, and the
+                // workers still fill both cores.
+                enc.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB_SIZE))?;
                 Encoder::Zstd(enc)
             }
         })
