@@ -160,11 +160,13 @@ fn bad_input_gets_a_clear_error_and_leaves_the_store_as_it_was() {
             &[],
             "\"nope.txt\"",
         ),
+        // (A name that is no stage is an image, as in docker: it would be pulled. Only
+        // loopback here, hence a stage number and a local registry for the unknown base.)
         (
             "unknown-stage",
-            "FROM busybox\nCOPY --from=nosuch /x /y\n",
+            "FROM busybox\nCOPY --from=5 /x /y\n",
             &[],
-            "nosuch",
+            "names stage 5",
         ),
         (
             "unknown-base",
