@@ -413,3 +413,67 @@ fn the_context_or_the_dockerfile_alone_can_come_on_stdin() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn add_of_a_url_with_a_checksum_is_cached_without_the_network() {
+    use common::scripted::{Scripted, reply, sha256};
+    use futures::FutureExt as _;
+    const BODY: &str = "echo fetched\n";
+    let kiln = with_busybox_as("busybox");
+    let server = Scripted::new();
+    server.script(|seen| {
+        async move {
+            if seen.path() == "/files/hello.sh" {
+                let date = [("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT")];
+                reply(200, &date, BODY)
+            } else {
+                reply(404, &[], "")
+            }
+        }
+        .boxed()
+    });
+    let url = format!("http://{}/files/hello.sh", server.addr);
+    let dockerfile = format!(
+        "FROM busybox\nADD --checksum={} {url} /opt/\nRUN sh /opt/hello.sh > /out\n",
+        sha256(BODY.as_bytes())
+    );
+    let dir = context(&kiln, "add-url", &dockerfile, &[]);
+    let (ok, first, err) = build(&kiln, &dir, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(first, ["DONE", "DONE"]);
+    assert_eq!(server.count("GET", "/files/hello.sh"), 1);
+    let stat = [
+        "run",
+        "--rm",
+        "t:1",
+        "stat",
+        "-c",
+        "%a %u:%g %Y",
+        "/opt/hello.sh",
+    ];
+    assert_eq!(kiln.ok(&stat), "600 0:0 1445412480\n");
+    assert_eq!(kiln.ok(&["run", "--rm", "t:1", "cat", "/out"]), "fetched\n");
+
+    // The checksum is the cache input: the second build asks the server nothing.
+    let (ok, second, err) = build(&kiln, &dir, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(second, ["CACHED", "CACHED"]);
+    assert_eq!(server.count("GET", "/files/hello.sh"), 1);
+
+    // A wrong checksum fails the step, naming the URL and both digests.
+    let wrong = sha256(b"other");
+    let bad = context(
+        &kiln,
+        "add-url-bad",
+        &format!("FROM busybox\nADD --checksum={wrong} {url} /opt/\n"),
+        &[],
+    );
+    let (ok, _, err) = build(&kiln, &bad, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("digest mismatch") && err.contains(&url) && err.contains(&wrong),
+        "{err}"
+    );
+    // The downloads' scratch directory went with the builds.
+    assert_eq!(wait_gone(&kiln.root()), Vec::<String>::new());
+}

@@ -3,12 +3,14 @@
 //! is a directory (it ends in `/`, is `.`, already is one, or several things are copied)
 //! and to `dest` itself otherwise; missing directories on the way are created 0755 with
 //! the transfer's owner. Files keep their mode and mtime; owners are 0:0 from the context,
-//! kept from another stage's tree, or `--chown`'s.
+//! kept from another stage's tree, or `--chown`'s. A URL's file (remote.rs) is one more
+//! source, named after the URL, 0600, with the server's Last-Modified time.
 
 use std::{
     fs::{self, File, Metadata},
     os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt},
     path::Path,
+    time::UNIX_EPOCH,
 };
 
 use filetime::FileTime;
@@ -18,18 +20,29 @@ use super::{
     error::IoContext,
     owner,
     paths::{self, clean},
+    remote::{self, Downloads},
     select::{self, Exclude, Match, View},
-    transfer::is_url,
     write::{Content, Meta, Writer},
 };
 
-pub fn apply(source: &Source, t: &Transfer, root: &Path, workdir: &str) -> Result<(), FilesError> {
-    if let Some(url) = t.sources.iter().find(|s| is_url(s)) {
-        return Err(FilesError::Url {
-            keyword: t.keyword(),
-            url: url.clone(),
-        });
-    }
+pub fn apply(
+    source: &Source,
+    t: &Transfer,
+    root: &Path,
+    workdir: &str,
+    downloads: &mut Downloads,
+) -> Result<(), FilesError> {
+    // Every URL fetched (or taken from the fetch the cache key made) and checked before
+    // anything is written: a checksum mismatch leaves the root untouched.
+    let urls = t
+        .urls()
+        .map(|url| {
+            Ok((
+                remote::file_name(url),
+                downloads.get(url, t.checksum.as_deref())?,
+            ))
+        })
+        .collect::<Result<Vec<_>, FilesError>>()?;
     let view = View::new(source);
     let excludes = Exclude::new(&t.exclude);
     let chown = t
@@ -38,7 +51,7 @@ pub fn apply(source: &Source, t: &Transfer, root: &Path, workdir: &str) -> Resul
         .map(|spec| owner::resolve(root, spec))
         .transpose()?;
     let matches = select::select(&view, t, &excludes)?;
-    if matches.is_empty() && t.heredocs.is_empty() {
+    if matches.is_empty() && t.heredocs.is_empty() && urls.is_empty() {
         return Ok(()); // wildcards that matched nothing: BuildKit writes nothing either
     }
     let raw = t.destination.as_str();
@@ -52,7 +65,7 @@ pub fn apply(source: &Source, t: &Transfer, root: &Path, workdir: &str) -> Resul
         || raw == "."
         || raw.ends_with("/.")
         || raw.is_empty()
-        || matches.len() + t.heredocs.len() > 1
+        || matches.len() + t.heredocs.len() + urls.len() > 1
         || t.parents;
     let mut w = Writer::new(root, chown.unwrap_or((0, 0)));
     if dir_wanted {
@@ -91,6 +104,25 @@ pub fn apply(source: &Source, t: &Transfer, root: &Path, workdir: &str) -> Resul
             };
             cx.put(&mut w, &target, &m.host(&view), &m.meta, false)?;
         }
+    }
+    for (name, download) in &urls {
+        let (at, kind) = w.resolve_dest(&dest)?;
+        let target = if kind == Some(true) {
+            [at.as_slice(), std::slice::from_ref(name)].concat()
+        } else {
+            at
+        };
+        let (uid, gid) = chown.unwrap_or((0, 0));
+        let mode = t.chmod.as_ref().map_or(0o600, |c| c.apply(0o600, false));
+        let modified = download.body.last_modified.unwrap_or(UNIX_EPOCH);
+        let meta = Meta {
+            mode,
+            uid,
+            gid,
+            mtime: Some(FileTime::from_system_time(modified)),
+        };
+        let mut file = File::open(&download.path).at(&download.path)?;
+        w.put(&target, Content::File(&mut file), meta, false)?;
     }
     for (name, content) in &t.heredocs {
         let (at, kind) = w.resolve_dest(&dest)?;

@@ -2,7 +2,7 @@
 //! every file it selects, the path, type, mode, owner (tree sources only: the context's
 //! owners never reach the image), link target and content. Not mtimes: COPY keeps them
 //! but docker and BuildKit leave them out of the key, and so does kiln. Only selected
-//! files are opened.
+//! files are opened. URL sources add their checksum, else what remote.rs fetched.
 
 use std::{
     collections::HashMap,
@@ -16,18 +16,16 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     FilesError, Source, Transfer,
+    remote::{Downloads, UrlInput},
     select::{self, Exclude, View},
-    transfer::is_url,
 };
 use kiln_store::Digest;
 
-pub fn input_digest(source: &Source, t: &Transfer) -> Result<Digest, FilesError> {
-    if let Some(url) = t.sources.iter().find(|s| is_url(s)) {
-        return Err(FilesError::Url {
-            keyword: t.keyword(),
-            url: url.clone(),
-        });
-    }
+pub fn input_digest(
+    source: &Source,
+    t: &Transfer,
+    downloads: &mut Downloads,
+) -> Result<Digest, FilesError> {
     let view = View::new(source);
     let excludes = Exclude::new(&t.exclude);
     let matches = select::select(&view, t, &excludes)?;
@@ -54,7 +52,42 @@ pub fn input_digest(source: &Source, t: &Transfer) -> Result<Digest, FilesError>
             })?;
         }
     }
+    url_fields(&mut h, t, downloads)?;
     Ok(Digest::from_hasher(h.sha))
+}
+
+/// A `--from` transfer's input: its URLs' only (the stage's key stands for its files).
+pub fn url_digest(t: &Transfer, downloads: &mut Downloads) -> Result<Digest, FilesError> {
+    let mut h = Hasher {
+        sha: Sha256::new(),
+        keep_owner: false,
+        links: HashMap::new(),
+    };
+    url_fields(&mut h, t, downloads)?;
+    Ok(Digest::from_hasher(h.sha))
+}
+
+/// Each URL with its checksum, or its fetched content's digest and Last-Modified
+/// (BuildKit's http cache key; the URL is fetched here, once per build).
+fn url_fields(h: &mut Hasher, t: &Transfer, downloads: &mut Downloads) -> Result<(), FilesError> {
+    for url in t.urls() {
+        h.field(b"url");
+        h.field(url.as_bytes());
+        match downloads.input(url, t.checksum.as_deref())? {
+            UrlInput::Pinned(sum) => h.field(sum.to_string().as_bytes()),
+            UrlInput::Fetched {
+                digest,
+                last_modified,
+            } => {
+                h.field(digest.to_string().as_bytes());
+                let time = last_modified
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(String::new(), |d| d.as_secs().to_string());
+                h.field(time.as_bytes());
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Hasher {

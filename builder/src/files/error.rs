@@ -21,8 +21,18 @@ pub enum FilesError {
     /// A flag or argument combination BuildKit refuses too.
     #[error("{0}")]
     Invalid(String),
-    #[error("{keyword} {url}: fetching URLs is not supported yet (download it in a RUN step)")]
-    Url { keyword: &'static str, url: String },
+    #[error("{keyword} {url}: git repositories are not supported yet (clone it in a RUN step)")]
+    Git { keyword: &'static str, url: String },
+    /// An ADD URL that could not be fetched: the URL and the status or transport failure.
+    #[error("fetching {url}: {why}")]
+    Fetch { url: String, why: String },
+    /// `--checksum` and the content disagree; nothing was written.
+    #[error("digest mismatch for {url}: got {actual}, expected {expected} (--checksum)")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("cannot copy to {path}: {why}")]
     Conflict { path: String, why: &'static str },
     #[error("{path}: too many levels of symbolic links")]

@@ -13,6 +13,7 @@ use std::{
 use super::{
     FilesError, Source, Transfer,
     paths::{self, clean},
+    transfer::is_url,
 };
 use crate::context::{Dockerignore, glob};
 
@@ -91,6 +92,9 @@ pub(crate) fn select(
 ) -> Result<Vec<Match>, FilesError> {
     let mut out = Vec::new();
     for pattern in &t.sources {
+        if is_url(pattern) {
+            continue; // fetched, not selected (remote.rs)
+        }
         let (pivot, pattern_path) = match (t.parents, pattern.split_once("/./")) {
             (true, Some((pivot, rest))) => (clean(pivot), rest.to_string()),
             (true, None) => (Vec::new(), pattern.clone()),

@@ -78,16 +78,18 @@ impl Transfer {
                     "checksum requires HTTP(S) or Git sources".into(),
                 ));
             }
-            if !sum.starts_with("sha256:") && !sum.starts_with("sha512:") {
-                return Err(FilesError::Invalid(format!(
-                    "invalid checksum {sum:?}: expected sha256:<hex>"
-                )));
-            }
+            super::remote::parse_checksum(sum)?;
         }
         if !add && let Some(url) = sources.iter().find(|s| is_url(s)) {
             return Err(FilesError::Invalid(format!(
                 "source can't be a URL for COPY: {url}"
             )));
+        }
+        if let Some(url) = sources.iter().find(|s| is_git_url(s)) {
+            return Err(FilesError::Git {
+                keyword,
+                url: url.clone(),
+            });
         }
         Ok(Transfer {
             add,
@@ -108,6 +110,14 @@ impl Transfer {
             checksum,
             keep_git_dir: boolean("keep-git-dir"),
         })
+    }
+
+    /// The http(s) sources (ADD only), in order.
+    pub(crate) fn urls(&self) -> impl Iterator<Item = &str> {
+        self.sources
+            .iter()
+            .map(String::as_str)
+            .filter(|s| is_url(s))
     }
 
     pub(crate) fn keyword(&self) -> &'static str {
@@ -142,4 +152,13 @@ fn heredoc_name(word: &str) -> Option<&str> {
 
 pub(crate) fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// An http(s) URL BuildKit would clone rather than download: a path ending in `.git`.
+fn is_git_url(source: &str) -> bool {
+    if !is_url(source) {
+        return false;
+    }
+    let path = source.split(['#', '?']).next().unwrap_or(source);
+    path.trim_end_matches('/').ends_with(".git")
 }

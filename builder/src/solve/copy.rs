@@ -8,7 +8,7 @@ use kiln_store::Digest;
 use super::{CopyFrom, CopyOp, WorkerError};
 use crate::{
     context::Dockerignore,
-    files::{self, FilesError, Source, Transfer},
+    files::{self, Downloads, FilesError, Source, Transfer},
 };
 
 fn transfer(op: &CopyOp<'_>) -> Result<Transfer, WorkerError> {
@@ -19,23 +19,26 @@ fn failed<'a>(op: &'a CopyOp<'_>) -> impl Fn(FilesError) -> WorkerError + 'a {
     move |e| WorkerError::new(format!("{} failed: {e}", op.instruction.keyword.as_str()))
 }
 
-/// The cache input of a COPY or ADD: what it reads from the context. A `--from` source
-/// needs none: the other stage's cache key already stands for its whole file system (and
-/// the instruction's own text is in the key).
+/// The cache input of a COPY or ADD: what it reads from the context, and its URLs (their
+/// checksums, else their content, fetched into `downloads` for `apply` to reuse). A
+/// `--from` source needs only the URLs: the other stage's cache key already stands for
+/// its whole file system (and the instruction's own text is in the key).
 pub(super) fn inputs(
     context: &Path,
     ignore: &Dockerignore,
+    downloads: &mut Downloads,
     op: &CopyOp<'_>,
 ) -> Result<Digest, WorkerError> {
     let transfer = transfer(op)?;
     match op.from {
-        CopyFrom::State(_) => Ok(Digest::of(b"")),
+        // Without URLs, sha256 of nothing (what this was before URLs were fetched).
+        CopyFrom::State(_) => files::url_digest(&transfer, downloads).map_err(failed(op)),
         CopyFrom::Context => {
             let source = Source::Context {
                 dir: context,
                 ignore,
             };
-            files::input_digest(&source, &transfer).map_err(failed(op))
+            files::input_digest(&source, &transfer, downloads).map_err(failed(op))
         }
     }
 }
@@ -46,6 +49,7 @@ pub(super) fn apply(
     context: &Path,
     ignore: &Dockerignore,
     from_root: Option<&Path>,
+    downloads: &mut Downloads,
     op: &CopyOp<'_>,
     root: &Path,
 ) -> Result<(), WorkerError> {
@@ -57,5 +61,5 @@ pub(super) fn apply(
             ignore,
         },
     };
-    files::apply(&source, &transfer, root, &op.workdir).map_err(failed(op))
+    files::apply(&source, &transfer, root, &op.workdir, downloads).map_err(failed(op))
 }

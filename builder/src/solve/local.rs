@@ -20,6 +20,7 @@ use super::{
 use crate::{
     cache::LayerRecord,
     context::Dockerignore,
+    files::Downloads,
     snapshot::{BlobLayers, Mount, SnapshotStore},
 };
 
@@ -43,6 +44,8 @@ pub struct LocalWorker<'a> {
     pub quiet: bool,
     /// Set when the build is asked to stop (SIGINT): no further step starts.
     pub stop: Option<&'a AtomicBool>,
+    /// ADD's URLs, fetched once per build (for the cache key, reused on a miss).
+    pub downloads: Downloads,
     bases: HashMap<String, BaseImage>,
 }
 
@@ -73,6 +76,7 @@ impl<'a> LocalWorker<'a> {
             puller,
             quiet: false,
             stop: None,
+            downloads: Downloads::new(snapshots.scratch_dir()),
             bases: HashMap::new(),
         }
     }
@@ -190,7 +194,7 @@ impl Worker for LocalWorker<'_> {
     }
 
     fn inputs(&mut self, op: &CopyOp<'_>) -> Result<Digest, WorkerError> {
-        copy::inputs(&self.context, &self.ignore, op)
+        copy::inputs(&self.context, &self.ignore, &mut self.downloads, op)
     }
 
     fn layer(&mut self, state: &ImageState, op: &Op<'_>) -> Result<LayerRecord, WorkerError> {
@@ -216,6 +220,7 @@ impl Worker for LocalWorker<'_> {
                     &self.context,
                     &self.ignore,
                     from.as_ref().map(Mount::root),
+                    &mut self.downloads,
                     c,
                     mount.root(),
                 )?;

@@ -291,7 +291,14 @@ fn tree_sources_keep_owners_and_context_files_become_root() {
     std::os::unix::fs::lchown(stage.path().join("app/bin"), Some(33), Some(44)).unwrap();
     let t = transfer("COPY --from=build /app /app");
     assert_eq!(t.from.as_deref(), Some("build"));
-    apply(&Source::Tree(stage.path()), &t, fx.root(), "/").unwrap();
+    apply(
+        &Source::Tree(stage.path()),
+        &t,
+        fx.root(),
+        "/",
+        &mut fx.downloads.borrow_mut(),
+    )
+    .unwrap();
     let m = fs::metadata(fx.root().join("app/bin")).unwrap();
     assert_eq!((m.uid(), m.gid()), (33, 44));
 

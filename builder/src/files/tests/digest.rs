@@ -86,7 +86,10 @@ fn tree_sources_include_owners() {
     let stage = tempfile::tempdir().unwrap();
     put(stage.path(), "bin", "b");
     let t = transfer("COPY --from=x /bin /bin");
-    let d = |t: &Transfer| input_digest(&Source::Tree(stage.path()), t).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut downloads = Downloads::new(scratch.path());
+    let mut d =
+        |t: &Transfer| input_digest(&Source::Tree(stage.path()), t, &mut downloads).unwrap();
     let first = d(&t);
     std::os::unix::fs::lchown(stage.path().join("bin"), Some(5), Some(5)).unwrap();
     assert_ne!(d(&t), first);

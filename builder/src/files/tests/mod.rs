@@ -5,8 +5,11 @@ mod add;
 mod copy;
 mod digest;
 mod security;
+mod server;
+mod url;
 
 use std::{
+    cell::RefCell,
     fs,
     os::unix::fs::{MetadataExt, PermissionsExt},
     path::Path,
@@ -14,7 +17,7 @@ use std::{
 
 use tempfile::TempDir;
 
-use super::{FilesError, Source, Transfer, apply, input_digest};
+use super::{Downloads, FilesError, Source, Transfer, apply, input_digest};
 use crate::{context::Dockerignore, dockerfile};
 
 /// A context directory and a destination root.
@@ -22,14 +25,20 @@ pub(super) struct Fx {
     pub ctx: TempDir,
     pub root: TempDir,
     pub ignore: Dockerignore,
+    /// Dropped before `scratch`, which holds its directory.
+    pub downloads: RefCell<Downloads>,
+    _scratch: TempDir,
 }
 
 impl Fx {
     pub fn new() -> Fx {
+        let scratch = tempfile::tempdir().unwrap();
         Fx {
             ctx: tempfile::tempdir().unwrap(),
             root: tempfile::tempdir().unwrap(),
             ignore: Dockerignore::default(),
+            downloads: RefCell::new(Downloads::new(scratch.path())),
+            _scratch: scratch,
         }
     }
 
@@ -54,13 +63,23 @@ impl Fx {
     }
 
     pub fn run_in(&self, line: &str, workdir: &str) -> Result<(), FilesError> {
-        apply(&self.source(), &transfer(line), self.root(), workdir)
+        let mut downloads = self.downloads.borrow_mut();
+        apply(
+            &self.source(),
+            &transfer(line),
+            self.root(),
+            workdir,
+            &mut downloads,
+        )
     }
 
     pub fn digest(&self, line: &str) -> String {
-        input_digest(&self.source(), &transfer(line))
-            .unwrap()
-            .to_string()
+        self.try_digest(line).unwrap()
+    }
+
+    pub fn try_digest(&self, line: &str) -> Result<String, FilesError> {
+        let mut downloads = self.downloads.borrow_mut();
+        input_digest(&self.source(), &transfer(line), &mut downloads).map(|d| d.to_string())
     }
 
     /// Contents of a file below the root.

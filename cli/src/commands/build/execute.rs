@@ -189,6 +189,10 @@ pub fn build(root: &Path, args: &Args) -> Result<()> {
         &mut puller,
     );
     worker.stop = Some(&STOP);
+    // ADD's URLs wait as long as a registry would.
+    worker
+        .downloads
+        .set_timeouts(args.registry.connect_timeout, args.registry.read_timeout);
     worker.quiet = choices.mode == Mode::Quiet;
     catch_signals();
     let solve_options = SolveOptions {
