@@ -477,3 +477,33 @@ fn add_of_a_url_with_a_checksum_is_cached_without_the_network() {
     // The downloads' scratch directory went with the builds.
     assert_eq!(wait_gone(&kiln.root()), Vec::<String>::new());
 }
+
+#[test]
+fn a_base_images_onbuild_triggers_run_in_the_child() {
+    let kiln = with_busybox_as("busybox");
+    let parent = context(
+        &kiln,
+        "parent",
+        "FROM busybox\nONBUILD COPY marker.txt /from-trigger.txt\nONBUILD RUN echo ran > /trigger-ran\n",
+        &[],
+    );
+    kiln.ok(&["build", "-q", "-t", "parent:1", parent.to_str().unwrap()]);
+    let child = context(
+        &kiln,
+        "child",
+        "FROM parent:1\nRUN cat /from-trigger.txt /trigger-ran > /both\n",
+        &[("marker.txt", "child context\n")],
+    );
+    let (ok, steps, err) = build(&kiln, &child, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(steps.len(), 3, "two triggers, then the RUN: {err}");
+    assert_eq!(
+        kiln.ok(&["run", "--rm", "t:1", "cat", "/both"]),
+        "child context\nran\n"
+    );
+    let config: serde_json::Value = serde_json::from_str(&kiln.ok(&["inspect", "t:1"])).unwrap();
+    assert!(
+        config[0]["Config"]["config"]["OnBuild"].is_null(),
+        "{config}"
+    );
+}
