@@ -83,6 +83,9 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         })
         .collect();
     let store = open_store(root)?;
+    // Held shared while the container runs: `kiln prune --cache` (exclusive) must not
+    // remove the unpacked layers under its mount.
+    let _gc = store.gc_lock(false)?;
     let entry = store.resolve(&args.image)?;
     let image = store.image(&entry.descriptor)?;
     let snapshots = SnapshotStore::open(root, SnapshotOptions::from_env())?;
