@@ -3,7 +3,9 @@
 //! them into a stage graph (what `kiln build --print=outline` shows), `context` applies
 //! `.dockerignore`, `metadata` applies metadata instructions to an image config
 //! (shared with `kiln import --change`, in `change`), and `files` selects, hashes and
-//! writes what COPY and ADD transfer.
+//! writes what COPY and ADD transfer. Builds run in `solve` (the solver and the local
+//! worker) over `cache` (step keys and their index) and `snapshot` (layers unpacked once,
+//! a step's root an overlay); `container` is `kiln run`.
 
 pub mod cache;
 pub mod change;
