@@ -507,3 +507,35 @@ fn a_base_images_onbuild_triggers_run_in_the_child() {
         "{config}"
     );
 }
+
+#[test]
+fn the_copying_snapshotter_builds_the_same_image() {
+    let kiln = with_busybox_as("busybox");
+    let dockerfile = "FROM busybox\nCOPY a.txt /a.txt\nRUN rm /bin/vi && mkdir /d && echo x > /d/x && ln /d/x /d/y\nWORKDIR /w\n";
+    let dir = context(&kiln, "backends", dockerfile, &[("a.txt", "a")]);
+    let digest = |snapshotter: &str| {
+        let out = kiln
+            .cmd()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("KILN_SNAPSHOTTER", snapshotter)
+            .args([
+                "build",
+                "-q",
+                "--no-cache",
+                "-t",
+                "b:1",
+                dir.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        kiln.manifest_digest("b:1")
+    };
+    assert_eq!(digest("overlay"), digest("copy"));
+    assert_eq!(wait_gone(&kiln.root()), Vec::<String>::new());
+}
