@@ -338,29 +338,33 @@ fn nothing_outlives_a_failed_an_interrupted_or_a_killed_build() {
     );
 }
 
+/// `kiln build -q -t r:1` with SOURCE_DATE_EPOCH set (and `env`); the manifest digest.
+fn reproducible_build(kiln: &Kiln, dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> String {
+    let mut args = vec!["build", "-q", "-t", "r:1"];
+    args.extend(extra);
+    args.push(dir.to_str().unwrap());
+    let out = kiln
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .envs(env.iter().copied())
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kiln.manifest_digest("r:1")
+}
+
 #[test]
 fn source_date_epoch_makes_builds_reproducible() {
     let kiln = with_busybox_as("busybox");
     let dockerfile = "FROM busybox\nCOPY a.txt /a.txt\nRUN echo x > /x && touch /y\nCMD [\"sh\"]\n";
     let dir = context(&kiln, "repro", dockerfile, &[("a.txt", "a")]);
-    let digest = |extra: &[&str]| {
-        let mut args = vec!["build", "-q", "-t", "r:1"];
-        args.extend(extra);
-        args.push(dir.to_str().unwrap());
-        let out = kiln
-            .cmd()
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        kiln.manifest_digest("r:1")
-    };
+    let digest = |extra: &[&str]| reproducible_build(&kiln, &dir, &[], extra);
     let one = digest(&[]);
     // Later, every step run again: the files' mtimes and the steps' times differ; with
     // SOURCE_DATE_EPOCH the image must not.
@@ -514,27 +518,12 @@ fn the_copying_snapshotter_builds_the_same_image() {
     let dockerfile = "FROM busybox\nCOPY a.txt /a.txt\nRUN rm /bin/vi && mkdir /d && echo x > /d/x && ln /d/x /d/y\nWORKDIR /w\n";
     let dir = context(&kiln, "backends", dockerfile, &[("a.txt", "a")]);
     let digest = |snapshotter: &str| {
-        let out = kiln
-            .cmd()
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env("KILN_SNAPSHOTTER", snapshotter)
-            .args([
-                "build",
-                "-q",
-                "--no-cache",
-                "-t",
-                "b:1",
-                dir.to_str().unwrap(),
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        kiln.manifest_digest("b:1")
+        reproducible_build(
+            &kiln,
+            &dir,
+            &[("KILN_SNAPSHOTTER", snapshotter)],
+            &["--no-cache"],
+        )
     };
     assert_eq!(digest("overlay"), digest("copy"));
     assert_eq!(wait_gone(&kiln.root()), Vec::<String>::new());

@@ -3,7 +3,9 @@
 //! code still keeps the invariants those functions assert. Also (ignored) the writer of
 //! the first seeds.
 
-use std::{fs, path::PathBuf};
+use std::fs;
+
+use kiln_store::fuzzing::{corpus_dir, replay_corpus};
 
 use kiln_registry::fuzzing::{self, CONFIG, FOREIGN, LAYER, child_manifest};
 use kiln_store::{
@@ -11,33 +13,15 @@ use kiln_store::{
     media_type::{DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST},
 };
 
-fn corpus(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
-}
-
-fn replay(target: &str, run: impl Fn(&[u8])) -> usize {
-    let mut count = 0;
-    for entry in fs::read_dir(corpus(target)).unwrap() {
-        let path = entry.unwrap().path();
-        let data = fs::read(&path).unwrap();
-        eprintln!("{}", path.display());
-        run(&data);
-        count += 1;
-    }
-    count
-}
-
 #[test]
 fn the_manifest_corpus_keeps_its_invariants() {
-    let count = replay("manifest", fuzzing::manifest);
+    let count = replay_corpus("manifest", fuzzing::manifest);
     assert!(count >= 20, "the manifest corpus holds {count} inputs");
 }
 
 #[test]
 fn the_names_corpus_keeps_its_invariants() {
-    let count = replay("names", fuzzing::names);
+    let count = replay_corpus("names", fuzzing::names);
     assert!(count >= 20, "the names corpus holds {count} inputs");
 }
 
@@ -46,7 +30,7 @@ fn the_names_corpus_keeps_its_invariants() {
 // them into the corpora; `cargo fuzz cmin` keeps those that add coverage.
 
 fn write_all(target: &str, seeds: &[(&str, Vec<u8>)]) {
-    let dir = corpus(target);
+    let dir = corpus_dir(target);
     fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in seeds {
         fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();

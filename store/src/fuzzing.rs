@@ -25,6 +25,28 @@ const WHAT: &str = "fuzz input";
 /// read whole or fed in pieces; and the input taken as a plain tar gets the same verdict
 /// from `check_tar` as its gzip and zstd compressions get from the layer check, which
 /// then finds the plain bytes' digest as the diffID.
+/// The committed corpus of a fuzz target (`fuzz/corpus/<target>/`), for the stable tests
+/// that replay it.
+pub fn corpus_dir(target: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target)
+}
+
+/// Feed every input of `target`'s corpus to `run` (which panics on a broken invariant);
+/// how many there were.
+pub fn replay_corpus(target: &str, run: impl Fn(&[u8])) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(corpus_dir(target)).expect("the corpus directory") {
+        let path = entry.expect("a corpus entry").path();
+        let data = std::fs::read(&path).expect("a corpus file");
+        eprintln!("{}", path.display());
+        run(&data);
+        count += 1;
+    }
+    count
+}
+
 pub fn layer(data: &[u8]) {
     let whole = check_layer_blob(data, WHAT);
     let piece = 1 + usize::from(data.first().copied().unwrap_or(0)) * 61;

@@ -3,7 +3,9 @@
 //! code still keeps the invariants those functions assert. Also the regression inputs of
 //! crashes the fuzzers found, and (ignored) the writer of the first seeds.
 
-use std::{fs, io::Write, path::PathBuf};
+use std::{fs, io::Write};
+
+use kiln_store::fuzzing::{corpus_dir, replay_corpus};
 
 use kiln_store::{
     Digest,
@@ -11,33 +13,15 @@ use kiln_store::{
     media_type::{OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_LAYER_GZIP, OCI_MANIFEST},
 };
 
-fn corpus(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
-}
-
-fn replay(target: &str, run: impl Fn(&[u8])) -> usize {
-    let mut count = 0;
-    for entry in fs::read_dir(corpus(target)).unwrap() {
-        let path = entry.unwrap().path();
-        let data = fs::read(&path).unwrap();
-        eprintln!("{}", path.display());
-        run(&data);
-        count += 1;
-    }
-    count
-}
-
 #[test]
 fn the_layer_corpus_keeps_its_invariants() {
-    let count = replay("layer", fuzzing::layer);
+    let count = replay_corpus("layer", fuzzing::layer);
     assert!(count >= 20, "the layer corpus holds {count} inputs");
 }
 
 #[test]
 fn the_archive_corpus_keeps_its_invariants() {
-    let count = replay("archive", fuzzing::archive);
+    let count = replay_corpus("archive", fuzzing::archive);
     assert!(count >= 20, "the archive corpus holds {count} inputs");
 }
 
@@ -112,7 +96,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 fn write_all(target: &str, seeds: &[(&str, Vec<u8>)]) {
-    let dir = corpus(target);
+    let dir = corpus_dir(target);
     fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in seeds {
         fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
